@@ -1,0 +1,209 @@
+//! The job file (`jobs/nightly.toml`) and the validated configuration a run uses.
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The job file as written. Every section and key is optional; unknown keys are refused.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobFile {
+    /// `[lake]`: where the raw lake is and where runs are published.
+    pub lake: LakeSection,
+    /// `[events]`: the event names the identity rules react to.
+    pub events: EventsSection,
+    /// `[identity]`: limits of the identity graph.
+    pub identity: IdentitySection,
+    /// `[touches]`: how touch columns are read.
+    pub touches: TouchesSection,
+}
+
+/// `[lake]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeSection {
+    /// Input location (path or URL); `raw/` lives under it.
+    pub input: String,
+    /// Output location (path or URL); `runs/`, `latest` and `state/` live under it.
+    pub output: String,
+}
+
+impl Default for LakeSection {
+    fn default() -> Self {
+        LakeSection {
+            input: "sample-data".into(),
+            output: "out".into(),
+        }
+    }
+}
+
+/// `[events]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSection {
+    /// Signup event: links the cookie to the user (`link_kind = signup`).
+    pub signup: String,
+    /// Signin event: links the cookie to the user (`link_kind = signin`).
+    pub signin: String,
+    /// Logout event: ends the cookie's current segment.
+    pub logout: String,
+    /// Alias event: joins `previous_id` and `anon_id`.
+    pub alias: String,
+    /// Conversion events (`is_conversion`, `first_purchase_at`).
+    pub conversions: Vec<String>,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        EventsSection {
+            signup: "signup_completed".into(),
+            signin: "signed_in".into(),
+            logout: "signed_out".into(),
+            alias: "$create_alias".into(),
+            conversions: vec!["purchase_completed".into()],
+        }
+    }
+}
+
+/// `[identity]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySection {
+    /// A person with a user and more cookies than this is `oversized`.
+    pub max_cookies_per_user: u32,
+}
+
+impl Default for IdentitySection {
+    fn default() -> Self {
+        IdentitySection {
+            max_cookies_per_user: 500,
+        }
+    }
+}
+
+/// `[touches]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TouchesSection {
+    /// Extra string columns of touches that are NOT attribution keys (by default every
+    /// unknown string column is one).
+    pub ignore_columns: Vec<String>,
+}
+
+/// A validated configuration for one run.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// The job file it came from (for messages).
+    pub job_file: String,
+    /// Input location.
+    pub input: String,
+    /// Output location.
+    pub output: String,
+    /// Logical run date: partitions with `dt <= date` are read.
+    pub date: NaiveDate,
+    /// Event names.
+    pub events: EventsSection,
+    /// Identity limits.
+    pub identity: IdentitySection,
+    /// Touch reading options.
+    pub touches: TouchesSection,
+}
+
+impl JobFile {
+    /// Parse a job file's text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<JobFile> {
+        let job: JobFile = toml::from_str(text).map_err(|e| Error::Config {
+            file: file.to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let names = [
+            ("events.signup", &job.events.signup),
+            ("events.signin", &job.events.signin),
+            ("events.logout", &job.events.logout),
+            ("events.alias", &job.events.alias),
+        ];
+        for (key, value) in names {
+            if value.trim().is_empty() {
+                return Err(Error::Config {
+                    file: file.to_string(),
+                    message: format!("key `{key}` must not be empty"),
+                });
+            }
+        }
+        if job.identity.max_cookies_per_user == 0 {
+            return Err(Error::Config {
+                file: file.to_string(),
+                message: "key `identity.max_cookies_per_user` must be at least 1".into(),
+            });
+        }
+        Ok(job)
+    }
+
+    /// Read and parse a job file.
+    pub fn load(path: &str) -> Result<JobFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            file: path.to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        JobFile::parse(&text, path)
+    }
+
+    /// Apply command-line overrides and produce the run's configuration.
+    pub fn into_config(
+        self,
+        job_file: &str,
+        date: Option<NaiveDate>,
+        input: Option<String>,
+        output: Option<String>,
+    ) -> JobConfig {
+        JobConfig {
+            job_file: job_file.to_string(),
+            input: input.unwrap_or(self.lake.input),
+            output: output.unwrap_or(self.lake.output),
+            date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            events: self.events,
+            identity: self.identity,
+            touches: self.touches,
+        }
+    }
+}
+
+impl JobConfig {
+    /// A configuration with every default, for tests and library users.
+    pub fn new(input: &str, output: &str, date: NaiveDate) -> JobConfig {
+        JobFile::default().into_config(
+            "<defaults>",
+            Some(date),
+            Some(input.into()),
+            Some(output.into()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named_with_the_file() {
+        let err = JobFile::parse("[events]\nsignupp = \"x\"\n", "jobs/x.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("jobs/x.toml") && msg.contains("signupp"),
+            "{msg}"
+        );
+        assert_eq!(err.exit_code(), crate::error::ExitCode::BadInput);
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let job = JobFile::parse("", "j").unwrap();
+        assert_eq!(job.events.signup, "signup_completed");
+        assert_eq!(job.events.signin, "signed_in");
+        assert_eq!(job.events.logout, "signed_out");
+        assert_eq!(job.events.alias, "$create_alias");
+        assert_eq!(job.events.conversions, vec!["purchase_completed"]);
+        assert_eq!(job.identity.max_cookies_per_user, 500);
+    }
+}

@@ -1,0 +1,339 @@
+//! Stage 2, **identity**: who is who (contract §3.1–3.3, §3.5).
+//!
+//! Ids are encoded as dense integers with a sorted dictionary (a polars join), cookies are cut
+//! into segments ([`segments`]), and segments and users are joined into persons by a
+//! union-find ([`union_find`]) fed with links and aliases in event-time order. A union that
+//! would put two different users in one person is refused and counted.
+
+pub mod segments;
+pub mod union_find;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::config::JobConfig;
+use crate::error::Result;
+use crate::read::RawLake;
+use segments::{EventColumns, EventKind, Segmentation};
+use union_find::{Union, UnionFind, NONE};
+
+/// Counts of the identity stage, for the manifest.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct IdentityStats {
+    /// Distinct cookies.
+    pub cookies: u64,
+    /// Distinct users.
+    pub users: u64,
+    /// Segments (rows of `identity_map`).
+    pub segments: u64,
+    /// Persons.
+    pub persons: u64,
+    /// Persons with a user.
+    pub persons_with_user: u64,
+    /// Events that link a cookie to a user.
+    pub link_events: u64,
+    /// Alias events applied or refused.
+    pub alias_events: u64,
+    /// Cookies linked to more than one user (shared devices).
+    pub conflicted_cookies: u64,
+    /// Segment cuts made because a cookie was linked to another user.
+    pub shared_device_cuts: u64,
+    /// Unions refused because they would join two users.
+    pub refused_unions: u64,
+    /// Persons with more cookies than the job's limit.
+    pub oversized_persons: u64,
+}
+
+/// One person (a connected component).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    /// Stable id: the user's id, else the smallest anon_id.
+    pub person_id: String,
+    /// Dense user id, or NONE.
+    pub user: u32,
+    /// Distinct cookies.
+    pub anon_count: u32,
+    /// Segments.
+    pub segment_count: u32,
+    /// Conflicted cookies plus refused unions involving the person.
+    pub conflict_count: u32,
+    /// Has a user and more cookies than the job's limit.
+    pub oversized: bool,
+}
+
+/// The identity graph of one run.
+#[derive(Debug, Clone)]
+pub struct IdentityGraph {
+    /// Sorted distinct cookies; a cookie's dense id is its index.
+    pub anon_ids: Series,
+    /// Sorted distinct users; a user's dense id is its index.
+    pub user_ids: Series,
+    /// Segments, cookie facts and row → segment maps.
+    pub segmentation: Segmentation,
+    /// Person of each segment.
+    pub segment_person: Vec<u32>,
+    /// Whether a link or alias of the segment was refused.
+    pub segment_refused: Vec<bool>,
+    /// Person of each user.
+    pub user_person: Vec<u32>,
+    /// All persons.
+    pub persons: Vec<Person>,
+    /// Person of each event (row of `RawLake::events`).
+    pub event_person: Vec<u32>,
+    /// Person of each touch (row of `RawLake::touches`).
+    pub touch_person: Vec<u32>,
+    /// Dense user of each event after cleaning, or NONE.
+    pub event_user: Vec<u32>,
+    /// Counts.
+    pub stats: IdentityStats,
+}
+
+/// Build the identity graph from the cleaned raw lake.
+pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
+    let events = &raw.events;
+    let touches = &raw.touches;
+
+    // Event kinds and the previous_id of alias events, as columns.
+    let names = &cfg.events;
+    let kinds = events
+        .clone()
+        .lazy()
+        .select([
+            when(col("event").eq(lit(names.signup.as_str())))
+                .then(lit(1i32))
+                .when(col("event").eq(lit(names.signin.as_str())))
+                .then(lit(2i32))
+                .when(col("event").eq(lit(names.logout.as_str())))
+                .then(lit(3i32))
+                .when(col("event").eq(lit(names.alias.as_str())))
+                .then(lit(4i32))
+                .otherwise(lit(0i32))
+                .alias("kind"),
+            when(col("event").eq(lit(names.alias.as_str())))
+                .then(col("previous_id"))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .alias("alias_prev"),
+        ])
+        .collect()?;
+    let kind: Vec<EventKind> = kinds
+        .column("kind")?
+        .i32()?
+        .iter()
+        .map(|k| match k {
+            Some(1) => EventKind::Signup,
+            Some(2) => EventKind::Signin,
+            Some(3) => EventKind::Logout,
+            Some(4) => EventKind::Alias,
+            _ => EventKind::Other,
+        })
+        .collect();
+
+    // Dictionaries: sorted distinct ids, so the smallest anon_id has the smallest dense id.
+    let anon_ids = dictionary(&[
+        events.column("anon_id")?.as_materialized_series(),
+        kinds.column("alias_prev")?.as_materialized_series(),
+        touches.column("anon_id")?.as_materialized_series(),
+    ])?;
+    let user_ids = dictionary(&[events.column("user_id")?.as_materialized_series()])?;
+    let ev = EventColumns {
+        anon: encode(
+            events.column("anon_id")?.as_materialized_series(),
+            &anon_ids,
+        )?,
+        user: encode(
+            events.column("user_id")?.as_materialized_series(),
+            &user_ids,
+        )?,
+        prev: encode(
+            kinds.column("alias_prev")?.as_materialized_series(),
+            &anon_ids,
+        )?,
+        ts: i64_values(events.column("ts")?)?,
+        kind,
+    };
+    let touch_anon = encode(
+        touches.column("anon_id")?.as_materialized_series(),
+        &anon_ids,
+    )?;
+    let touch_ts = i64_values(touches.column("ts")?)?;
+
+    let n_cookies = anon_ids.len();
+    let n_users = user_ids.len();
+    let seg = segments::segment(n_cookies, &ev, &touch_anon, &touch_ts);
+    let n_segments = seg.segments.len();
+
+    // Union-find over segments [0, S) and users [S, S + U), in event-time order.
+    let s = n_segments as u32;
+    let mut labels = vec![NONE; n_segments];
+    labels.extend(0..n_users as u32);
+    let mut uf = UnionFind::new(labels);
+    let mut segment_refused = vec![false; n_segments];
+    let mut refused: Vec<(u32, u32)> = Vec::new();
+    let mut stats = IdentityStats {
+        cookies: n_cookies as u64,
+        users: n_users as u64,
+        segments: n_segments as u64,
+        ..Default::default()
+    };
+    for e in 0..ev.anon.len() {
+        let own = seg.event_segment[e];
+        if own != NONE && ev.user[e] != NONE {
+            stats.link_events += 1;
+            let user_node = s + ev.user[e];
+            if uf.union(own, user_node) == Union::Refused {
+                segment_refused[own as usize] = true;
+                refused.push((own, user_node));
+            }
+        }
+        let prev = seg.alias_prev_segment[e];
+        if ev.kind[e] == EventKind::Alias && own != NONE && prev != NONE {
+            stats.alias_events += 1;
+            if uf.union(own, prev) == Union::Refused {
+                segment_refused[own as usize] = true;
+                segment_refused[prev as usize] = true;
+                refused.push((own, prev));
+            }
+        }
+    }
+    stats.refused_unions = refused.len() as u64;
+
+    // Persons: one per component, numbered in node order.
+    let n_nodes = uf.len();
+    let mut node_person = vec![NONE; n_nodes];
+    let mut root_person = vec![NONE; n_nodes];
+    let mut persons: Vec<Person> = Vec::new();
+    let mut min_anon: Vec<u32> = Vec::new();
+    for node in 0..n_nodes as u32 {
+        let root = uf.find(node);
+        if root_person[root as usize] == NONE {
+            root_person[root as usize] = persons.len() as u32;
+            persons.push(Person {
+                person_id: String::new(),
+                user: uf.user_of(root),
+                anon_count: 0,
+                segment_count: 0,
+                conflict_count: 0,
+                oversized: false,
+            });
+            min_anon.push(NONE);
+        }
+        node_person[node as usize] = root_person[root as usize];
+    }
+    let segment_person: Vec<u32> = node_person[..n_segments].to_vec();
+    let user_person: Vec<u32> = node_person[n_segments..].to_vec();
+
+    let mut last_cookie = vec![NONE; persons.len()];
+    for (i, sg) in seg.segments.iter().enumerate() {
+        let p = segment_person[i] as usize;
+        persons[p].segment_count += 1;
+        min_anon[p] = min_anon[p].min(sg.anon);
+        if last_cookie[p] != sg.anon {
+            last_cookie[p] = sg.anon;
+            persons[p].anon_count += 1;
+            if seg.cookies[sg.anon as usize].conflict {
+                persons[p].conflict_count += 1;
+            }
+        }
+    }
+    for &(a, b) in &refused {
+        persons[node_person[a as usize] as usize].conflict_count += 1;
+        persons[node_person[b as usize] as usize].conflict_count += 1;
+    }
+    let anon_str = anon_ids.str()?;
+    let user_str = user_ids.str()?;
+    let limit = cfg.identity.max_cookies_per_user;
+    for (p, person) in persons.iter_mut().enumerate() {
+        person.person_id = if person.user != NONE {
+            user_str
+                .get(person.user as usize)
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            anon_str
+                .get(min_anon[p] as usize)
+                .unwrap_or_default()
+                .to_string()
+        };
+        person.oversized = person.user != NONE && person.anon_count > limit;
+    }
+    stats.persons = persons.len() as u64;
+    stats.persons_with_user = persons.iter().filter(|p| p.user != NONE).count() as u64;
+    stats.oversized_persons = persons.iter().filter(|p| p.oversized).count() as u64;
+    stats.conflicted_cookies = seg.cookies.iter().filter(|c| c.conflict).count() as u64;
+    stats.shared_device_cuts = seg.shared_device_cuts;
+
+    // Each event belongs to its user's person when it names a user, else to its segment's.
+    let event_person: Vec<u32> = (0..ev.anon.len())
+        .map(|e| {
+            if ev.user[e] != NONE {
+                user_person[ev.user[e] as usize]
+            } else {
+                segment_person[seg.event_segment[e] as usize]
+            }
+        })
+        .collect();
+    let touch_person: Vec<u32> = seg
+        .touch_segment
+        .iter()
+        .map(|&sg| segment_person[sg as usize])
+        .collect();
+
+    Ok(IdentityGraph {
+        anon_ids,
+        user_ids,
+        segment_person,
+        segment_refused,
+        user_person,
+        persons,
+        event_person,
+        touch_person,
+        event_user: ev.user,
+        segmentation: seg,
+        stats,
+    })
+}
+
+/// Sorted distinct non-null values of string columns.
+fn dictionary(columns: &[&Series]) -> Result<Series> {
+    let mut all = Series::new_empty("id".into(), &DataType::String);
+    for c in columns {
+        all.append(&(*c).clone().with_name("id".into()))?;
+    }
+    let unique = all.drop_nulls().unique()?;
+    Ok(unique.sort(SortOptions::default())?)
+}
+
+/// Dense ids of `values` in `dict` (NONE for null).
+fn encode(values: &Series, dict: &Series) -> Result<Vec<u32>> {
+    let left = DataFrame::new(
+        values.len(),
+        vec![values.clone().with_name("id".into()).into()],
+    )?;
+    let idx: Vec<u32> = (0..dict.len() as u32).collect();
+    let right = DataFrame::new(
+        dict.len(),
+        vec![
+            dict.clone().with_name("id".into()).into(),
+            Column::new("idx".into(), idx),
+        ],
+    )?;
+    let args = JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    };
+    let joined = left
+        .lazy()
+        .join(right.lazy(), [col("id")], [col("id")], args)
+        .select([col("idx")])
+        .collect()?;
+    Ok(joined
+        .column("idx")?
+        .u32()?
+        .iter()
+        .map(|v| v.unwrap_or(NONE))
+        .collect())
+}
+
+fn i64_values(c: &Column) -> Result<Vec<i64>> {
+    Ok(c.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
+}

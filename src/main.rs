@@ -1,0 +1,164 @@
+//! The `lakestitch` command: parses flags, builds a validated configuration, calls the
+//! library, and maps the outcome to an exit code (0 success, 1 failure, 2 bad input or
+//! configuration) in one place.
+
+use std::io::IsTerminal;
+use std::process::ExitCode as ProcessExit;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+use lakestitch::gen::GenOptions;
+use lakestitch::pipeline;
+use lakestitch::progress::Progress;
+use lakestitch::{Error, ExitCode, JobFile};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lakestitch",
+    version,
+    about = "Nightly identity stitching over a Parquet data lake"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the nightly job: read the raw lake, stitch identities, publish a run.
+    Run {
+        /// The job file (TOML), e.g. jobs/nightly.toml.
+        #[arg(long)]
+        job: String,
+        /// Logical run date (Airflow's ds); reads partitions with dt <= date. Default: today (UTC).
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+        /// Input location, overriding the job file's [lake] input.
+        #[arg(long)]
+        input: Option<String>,
+        /// Output location, overriding the job file's [lake] output.
+        #[arg(long)]
+        output: Option<String>,
+        /// No progress display, log lines only.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Write a synthetic raw lake with its ground truth.
+    Gen {
+        /// Output location of the lake (raw/ and truth/ are written under it).
+        #[arg(long)]
+        output: String,
+        /// Random persons on top of the hand-made stories.
+        #[arg(long, default_value_t = 200)]
+        persons: usize,
+        /// Days of history.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Random seed: the same seed gives the same lake.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Last day of the lake (default: 2026-11-21).
+        #[arg(long, value_parser = parse_date)]
+        end_date: Option<NaiveDate>,
+        /// Leave out the hand-made stories.
+        #[arg(long)]
+        no_stories: bool,
+    },
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("`{s}` is not a date YYYY-MM-DD"))
+}
+
+fn main() -> ProcessExit {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ProcessExit::from(if e.use_stderr() {
+                ExitCode::BadInput as u8
+            } else {
+                0
+            });
+        }
+    };
+    init_logging();
+    match dispatch(cli) {
+        Ok(()) => ProcessExit::from(ExitCode::Success as u8),
+        Err(e) => {
+            tracing::error!("{e}");
+            if !tracing::enabled!(tracing::Level::ERROR) {
+                eprintln!("error: {e}");
+            }
+            ProcessExit::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Run {
+            job,
+            date,
+            input,
+            output,
+            no_progress,
+        } => {
+            let cfg = JobFile::load(&job)?.into_config(&job, date, input, output);
+            tracing::info!(date = %cfg.date, input = %cfg.input, output = %cfg.output, "lakestitch run");
+            let progress = Progress::new(pipeline::STAGES, !no_progress);
+            let summary = pipeline::run(&cfg, &progress)?;
+            let m = &summary.manifest;
+            let ev = m.inputs.get("events");
+            progress.finish(&format!(
+                "published {}/{}: {} events used ({} deduplicated, {} quarantined), {} persons, {} refused unions",
+                cfg.output.trim_end_matches('/'),
+                summary.run_path,
+                ev.map_or(0, |s| s.rows_used),
+                ev.map_or(0, |s| s.rows_deduplicated),
+                ev.map_or(0, |s| s.rows_quarantined),
+                m.identity.persons,
+                m.identity.refused_unions,
+            ));
+            Ok(())
+        }
+        Command::Gen {
+            output,
+            persons,
+            days,
+            seed,
+            end_date,
+            no_stories,
+        } => {
+            let opts = GenOptions {
+                persons,
+                days,
+                seed,
+                end_date: end_date
+                    .unwrap_or(NaiveDate::from_ymd_opt(2026, 11, 21).expect("a date")),
+                stories: !no_stories,
+            };
+            let s = pipeline::generate(&output, &opts)?;
+            tracing::info!(
+                events = s.events,
+                touches = s.touches,
+                users = s.users,
+                humans = s.humans,
+                "wrote synthetic lake to {output}"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAKESTITCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

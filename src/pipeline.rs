@@ -1,0 +1,154 @@
+//! The nightly run, stage by stage: read → identity → stitch → publish.
+//!
+//! Attribution (models over `journeys` and touches) and ad-platform exports are the stages
+//! that come between `stitch` and `publish`; each will take the stitched tables and return
+//! its own typed output for `publish` to write.
+
+use crate::config::JobConfig;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::publish::{self, manifest::Changes, Manifest};
+use crate::storage::{Access, Lake};
+use crate::{identity, read, stitch};
+
+/// What a successful run published.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run folder, relative to the output location.
+    pub run_path: String,
+    /// The manifest written.
+    pub manifest: Manifest,
+}
+
+/// Number of progress stages of a run.
+pub const STAGES: u64 = 5;
+
+/// Run the job: open the locations, then [`run_with`].
+pub fn run(cfg: &JobConfig, progress: &Progress) -> Result<RunSummary> {
+    let input = Lake::open(&cfg.input, Access::Read)?;
+    let output = Lake::open(&cfg.output, Access::Write)?;
+    run_with(&input, &output, cfg, progress)
+}
+
+/// Run the job over opened locations (tests pass in-memory stores).
+pub fn run_with(
+    input: &Lake,
+    output: &Lake,
+    cfg: &JobConfig,
+    progress: &Progress,
+) -> Result<RunSummary> {
+    let started = chrono::Utc::now();
+    progress.stage(1, "read: raw lake");
+    let raw = read::read_lake(input, cfg)?;
+    reconcile(&raw)?;
+
+    progress.stage(2, "identity: segments and persons");
+    let graph = identity::build(&raw, cfg)?;
+
+    progress.stage(3, "stitch: journeys and touches");
+    let tables = stitch::stitch(&raw, &graph, cfg)?;
+
+    progress.stage(4, "publish: tables");
+    let date = cfg.date;
+    publish::clear_run(output, date)?;
+    let mut outputs = std::collections::BTreeMap::new();
+    for (name, df) in tables.by_name() {
+        let stat = if name == "journeys" {
+            publish::write_partitioned(output, date, name, df)?
+        } else {
+            publish::write_table(output, date, name, df)?
+        };
+        outputs.insert(name.to_string(), stat);
+    }
+    outputs.insert(
+        "quarantine".to_string(),
+        publish::write_table(output, date, "quarantine", &raw.quarantine)?,
+    );
+    let (previous, changed) = publish::first_touch_changes(output, date, &tables.persons)?;
+
+    progress.stage(5, "publish: manifest, _SUCCESS, latest");
+    let manifest = Manifest {
+        run_date: date.format("%Y-%m-%d").to_string(),
+        status: "succeeded".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        job: cfg.job_file.clone(),
+        input: input.url().to_string(),
+        output: output.url().to_string(),
+        inputs: raw.stats.clone(),
+        identity: graph.stats.clone(),
+        stitch: tables.stats.clone(),
+        outputs,
+        changes: Changes {
+            previous_run: previous.map(|d| d.format("%Y-%m-%d").to_string()),
+            first_touch_changed: changed,
+        },
+    };
+    publish::commit(output, date, &manifest)?;
+    Ok(RunSummary {
+        run_path: publish::run_prefix(date),
+        manifest,
+    })
+}
+
+/// Every source's counts must add up before anything is published.
+fn reconcile(raw: &read::RawLake) -> Result<()> {
+    for (name, s) in &raw.stats {
+        if s.rows_read != s.rows_used + s.rows_deduplicated + s.rows_quarantined {
+            return Err(Error::Internal(format!(
+                "{name}: rows_read {} != used {} + deduplicated {} + quarantined {}",
+                s.rows_read, s.rows_used, s.rows_deduplicated, s.rows_quarantined
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Write a synthetic raw lake (and its ground truth under `truth/`) to `output`.
+pub fn generate(output: &str, opts: &crate::gen::GenOptions) -> Result<GenSummary> {
+    let out = Lake::open(output, Access::Write)?;
+    let lake = crate::gen::generate(opts)?;
+    let mut summary = GenSummary::default();
+    let day = |d: &chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    for (dt, df) in &lake.touches {
+        out.put(
+            &format!("raw/touches/dt={}/part-00000.parquet", day(dt)),
+            publish::parquet_bytes(df)?,
+        )?;
+        summary.touches += df.height() as u64;
+    }
+    for (dt, df) in &lake.events {
+        out.put(
+            &format!("raw/events/dt={}/part-00000.parquet", day(dt)),
+            publish::parquet_bytes(df)?,
+        )?;
+        summary.events += df.height() as u64;
+    }
+    let singles = [
+        ("raw/users/part-00000.parquet", &lake.users),
+        ("raw/orgs/part-00000.parquet", &lake.orgs),
+        ("raw/memberships/part-00000.parquet", &lake.memberships),
+        ("truth/events/part-00000.parquet", &lake.truth_events),
+        ("truth/humans/part-00000.parquet", &lake.truth_humans),
+    ];
+    for (path, df) in singles {
+        out.put(path, publish::parquet_bytes(df)?)?;
+    }
+    summary.users = lake.users.height() as u64;
+    summary.humans = lake.truth_humans.height() as u64;
+    Ok(summary)
+}
+
+/// What `generate` wrote.
+#[derive(Debug, Clone, Default)]
+pub struct GenSummary {
+    /// Event rows (with duplicated deliveries).
+    pub events: u64,
+    /// Touch rows.
+    pub touches: u64,
+    /// Users.
+    pub users: u64,
+    /// Humans in the ground truth.
+    pub humans: u64,
+}

@@ -1,0 +1,59 @@
+//! `manifest.json`: what a run read, made and skipped, with counts that reconcile.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::identity::IdentityStats;
+use crate::read::{FileStat, SourceStats};
+use crate::stitch::StitchStats;
+
+/// One output table.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TableStat {
+    /// Rows over all files.
+    pub rows: u64,
+    /// Files written, relative to the output location.
+    pub files: Vec<FileStat>,
+}
+
+/// Changes since the previous published run.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Changes {
+    /// The previous published run's date, if any.
+    pub previous_run: Option<String>,
+    /// Persons whose first touch differs from the previous run's (late data with an earlier
+    /// time). Null when there is no previous run to compare with.
+    pub first_touch_changed: Option<u64>,
+}
+
+/// The manifest (contract §4).
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// Logical run date.
+    pub run_date: String,
+    /// Always `succeeded` in a published run.
+    pub status: String,
+    /// lakestitch version.
+    pub version: String,
+    /// When the run started and finished (UTC, RFC 3339).
+    pub started_at: String,
+    /// When the run finished.
+    pub finished_at: String,
+    /// Job file.
+    pub job: String,
+    /// Input location.
+    pub input: String,
+    /// Output location.
+    pub output: String,
+    /// Per source: rows read, used, deduplicated, quarantined, junk ids, files.
+    pub inputs: BTreeMap<String, SourceStats>,
+    /// Identity graph counts.
+    pub identity: IdentityStats,
+    /// Stitching counts.
+    pub stitch: StitchStats,
+    /// Per table: rows and files.
+    pub outputs: BTreeMap<String, TableStat>,
+    /// Changes since the previous run.
+    pub changes: Changes,
+}

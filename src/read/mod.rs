@@ -1,0 +1,729 @@
+//! Stage 1, **read**: the raw lake in, typed and cleaned frames out.
+//!
+//! Lists `raw/<source>/dt=YYYY-MM-DD/*.parquet` up to the run date, checks every file against
+//! the contract's schema, cleans junk ids (§3.5), reads org ids found in `user_id` as orgs and
+//! checks memberships (§3.1), drops repeated deliveries of an event (§3.6) and quarantines every
+//! row it cannot use, with a reason. Counts reconcile: for each source
+//! `rows_read = rows_used + rows_deduplicated + rows_quarantined`.
+
+pub mod schema;
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::config::JobConfig;
+use crate::error::{Error, Result};
+use crate::storage::Lake;
+use schema::{ColumnSpec, DT_COL, FILE_COL, ROW_COL};
+
+/// Values that are not ids (compared trimmed, unquoted, lowercased). Empty strings too.
+pub const JUNK_IDS: [&str; 10] = [
+    "null",
+    "undefined",
+    "none",
+    "nan",
+    "anonymous",
+    "guest",
+    "0",
+    "-1",
+    "[object object]",
+    "nil",
+];
+
+/// One file read.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FileStat {
+    /// Path relative to the input location.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+}
+
+/// What happened to the rows of one source.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceStats {
+    /// Rows in the files read.
+    pub rows_read: u64,
+    /// Rows the run used.
+    pub rows_used: u64,
+    /// Repeated deliveries dropped (§3.6).
+    pub rows_deduplicated: u64,
+    /// Rows written to `quarantine`.
+    pub rows_quarantined: u64,
+    /// Id values treated as null (§3.5).
+    pub junk_ids: u64,
+    /// Dropped copies whose content differed from the copy kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicting_duplicates: Option<u64>,
+    /// Events whose actor is not a member of their `org_id` (org dropped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_not_member: Option<u64>,
+    /// Org ids found in `user_id` and read as orgs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_ids_in_user_id: Option<u64>,
+    /// Quarantined rows by reason.
+    pub quarantined_by_reason: BTreeMap<String, u64>,
+    /// Files read, in path order.
+    pub files: Vec<FileStat>,
+}
+
+/// The raw lake, read and cleaned.
+#[derive(Debug, Clone)]
+pub struct RawLake {
+    /// Used events, one row per `event_id`, sorted by `ts`, `seq` (nulls first), `event_id`.
+    /// Columns: the contract's (ids cleaned, `ts` as Int64 microseconds UTC) plus
+    /// `raw_user_id` (the `user_id` as read) and `_dt`, `_file`, `_row`.
+    pub events: DataFrame,
+    /// Used touches, sorted by `ts`, `anon_id` and content. Same conventions.
+    pub touches: DataFrame,
+    /// Touch columns that are attribution keys no one has invented yet.
+    pub touch_extra_keys: Vec<String>,
+    /// Users snapshot, one row per `user_id` (possibly empty).
+    pub users: DataFrame,
+    /// Rows not used: source, file, row_key, reason.
+    pub quarantine: DataFrame,
+    /// Per-source counts, keyed by source name.
+    pub stats: BTreeMap<String, SourceStats>,
+}
+
+/// Read the raw lake under `lake` for the run described by `cfg`.
+pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
+    let mut quarantine: Vec<DataFrame> = Vec::new();
+    let mut stats = BTreeMap::new();
+
+    let (orgs, s) = read_orgs(lake, &mut quarantine)?;
+    stats.insert("orgs".to_string(), s);
+    let (memberships, s) = read_memberships(lake, &mut quarantine)?;
+    if let Some(s) = s {
+        stats.insert("memberships".to_string(), s);
+    }
+    let (users, s) = read_users(lake, &mut quarantine)?;
+    stats.insert("users".to_string(), s);
+    let (events, s) = read_events(lake, cfg.date, &orgs, memberships.as_ref(), &mut quarantine)?;
+    stats.insert("events".to_string(), s);
+    let (touches, touch_extra_keys, s) = read_touches(lake, cfg, &mut quarantine)?;
+    stats.insert("touches".to_string(), s);
+
+    let quarantine = if quarantine.is_empty() {
+        empty_quarantine()
+    } else {
+        polars::functions::concat_df_diagonal(&quarantine)?
+    };
+    Ok(RawLake {
+        events,
+        touches,
+        touch_extra_keys,
+        users,
+        quarantine,
+        stats,
+    })
+}
+
+/// An empty `quarantine` frame.
+pub fn empty_quarantine() -> DataFrame {
+    let cols = ["source", "file", "row_key", "reason"]
+        .iter()
+        .map(|n| Column::new_empty((*n).into(), &DataType::String))
+        .collect();
+    DataFrame::new(0, cols).expect("columns of equal length")
+}
+
+/// List the Parquet files of a source, with their partition (`""` when unpartitioned).
+fn list_files(lake: &Lake, source: &str, date: Option<NaiveDate>) -> Result<Vec<(String, String)>> {
+    let root = format!("raw/{source}");
+    let mut out = Vec::new();
+    for (path, _) in lake.list(&root)? {
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap_or(&path)
+            .trim_start_matches('/');
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if name.starts_with('_')
+            || name.starts_with('.')
+            || rel.contains("/_")
+            || rel.contains("/.")
+        {
+            continue; // markers (_SUCCESS), hidden and temporary files of writers
+        }
+        if !name.ends_with(".parquet") {
+            return Err(Error::bad_input(
+                &path,
+                "not a .parquet file (raw folders hold Parquet files only)",
+            ));
+        }
+        match date {
+            Some(run_date) => {
+                let part = rel.split('/').next().unwrap_or("");
+                let dt = part
+                    .strip_prefix("dt=")
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .filter(|_| rel.contains('/'))
+                    .ok_or_else(|| {
+                        Error::bad_input(
+                            &path,
+                            format!(
+                                "expected the file under a partition folder {root}/dt=YYYY-MM-DD/"
+                            ),
+                        )
+                    })?;
+                if dt <= run_date {
+                    out.push((path.clone(), dt.format("%Y-%m-%d").to_string()));
+                }
+            }
+            None => out.push((path.clone(), String::new())),
+        }
+    }
+    // Partition, then path: the order in which copies of an event are preferred (§3.6).
+    out.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    Ok(out)
+}
+
+/// Read every file of a source into one frame (canonical columns + bookkeeping).
+fn read_source(
+    lake: &Lake,
+    source: &str,
+    spec: &[ColumnSpec],
+    date: Option<NaiveDate>,
+    extra_strings: bool,
+) -> Result<(DataFrame, Vec<FileStat>, bool)> {
+    let files = list_files(lake, source, date)?;
+    let present = !files.is_empty();
+    let mut frames = Vec::with_capacity(files.len());
+    let mut stats = Vec::with_capacity(files.len());
+    for (path, dt) in &files {
+        let bytes = lake.get(path)?;
+        let df = schema::read_file(bytes, path, dt, spec, extra_strings)?;
+        stats.push(FileStat {
+            path: path.clone(),
+            rows: df.height() as u64,
+        });
+        frames.push(df);
+    }
+    let df = if frames.is_empty() {
+        empty_frame(spec)
+    } else {
+        polars::functions::concat_df_diagonal(&frames)?
+    };
+    Ok((df, stats, present))
+}
+
+fn empty_frame(spec: &[ColumnSpec]) -> DataFrame {
+    let mut cols: Vec<Column> = spec
+        .iter()
+        .map(|c| {
+            let dtype = match c.kind {
+                schema::Kind::Str => DataType::String,
+                schema::Kind::Timestamp | schema::Kind::Int64 => DataType::Int64,
+                schema::Kind::Int32 => DataType::Int32,
+                schema::Kind::Float64 => DataType::Float64,
+                schema::Kind::Bool => DataType::Boolean,
+            };
+            Column::new_empty(c.name.into(), &dtype)
+        })
+        .collect();
+    cols.push(Column::new_empty(FILE_COL.into(), &DataType::String));
+    cols.push(Column::new_empty(DT_COL.into(), &DataType::String));
+    cols.push(Column::new_empty(ROW_COL.into(), &DataType::UInt32));
+    DataFrame::new(0, cols).expect("columns of equal length")
+}
+
+/// An id with junk values (§3.5) turned into null; real ids are trimmed.
+pub fn clean_id(name: &str) -> Expr {
+    let trimmed = col(name).str().strip_chars(lit(NULL));
+    let lowered = trimmed
+        .clone()
+        .str()
+        .strip_chars(lit("\"'`"))
+        .str()
+        .strip_chars(lit(NULL))
+        .str()
+        .to_lowercase();
+    let junk = Series::new("junk".into(), JUNK_IDS.to_vec());
+    let is_junk = lowered
+        .clone()
+        .eq(lit(""))
+        .or(lowered.is_in(lit(junk).implode(true), false));
+    when(is_junk)
+        .then(lit(NULL).cast(DataType::String))
+        .otherwise(trimmed)
+        .alias(name)
+}
+
+/// Count of values that were present but cleaned away.
+fn junk_count(df: &DataFrame, pairs: &[(&str, &str)]) -> Result<u64> {
+    let mut total = 0u64;
+    for (raw, clean) in pairs {
+        let raw = df.column(raw)?.as_materialized_series().is_not_null();
+        let clean = df.column(clean)?.as_materialized_series().is_null();
+        total += (&raw & &clean).sum().unwrap_or(0) as u64;
+    }
+    Ok(total)
+}
+
+fn row_key_expr(with_event_id: bool) -> Expr {
+    let row = concat_str(
+        [lit("row "), col(ROW_COL).cast(DataType::String)],
+        "",
+        false,
+    );
+    if with_event_id {
+        when(col("event_id").is_not_null())
+            .then(col("event_id"))
+            .otherwise(row)
+    } else {
+        row
+    }
+}
+
+/// Move the rows of `df` matching `pred` to quarantine with `reason`; return the rest.
+fn quarantine_where(
+    df: DataFrame,
+    pred: Expr,
+    source: &str,
+    reason: &str,
+    with_event_id: bool,
+    out: &mut Vec<DataFrame>,
+    stats: &mut SourceStats,
+) -> Result<DataFrame> {
+    let flagged = df
+        .clone()
+        .lazy()
+        .with_column(pred.fill_null(lit(false)).alias("_q"))
+        .collect()?;
+    let q = flagged
+        .clone()
+        .lazy()
+        .filter(col("_q"))
+        .select([
+            lit(source).alias("source"),
+            col(FILE_COL).alias("file"),
+            row_key_expr(with_event_id).alias("row_key"),
+            lit(reason).alias("reason"),
+        ])
+        .collect()?;
+    if q.height() > 0 {
+        stats.rows_quarantined += q.height() as u64;
+        *stats
+            .quarantined_by_reason
+            .entry(reason.to_string())
+            .or_default() += q.height() as u64;
+        out.push(q);
+    }
+    Ok(flagged
+        .lazy()
+        .filter(col("_q").not())
+        .drop(cols(["_q"]))
+        .collect()?)
+}
+
+/// Keep the first row of each `key` in (`_dt`, `_file`, `_row`) order; count the rest.
+fn dedup_first(df: DataFrame, key: &[&str]) -> Result<(DataFrame, u64)> {
+    let before = df.height();
+    let mut by: Vec<Expr> = key.iter().map(|k| col(*k)).collect();
+    by.extend([col(DT_COL), col(FILE_COL), col(ROW_COL)]);
+    let n = by.len();
+    let out = df
+        .lazy()
+        .sort_by_exprs(
+            by,
+            SortMultipleOptions::default().with_order_descending_multi(vec![false; n]),
+        )
+        .unique_stable_generic(
+            Some(key.iter().map(|k| col(*k)).collect()),
+            UniqueKeepStrategy::First,
+        )
+        .collect()?;
+    let removed = (before - out.height()) as u64;
+    Ok((out, removed))
+}
+
+fn read_orgs(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(Vec<String>, SourceStats)> {
+    let (df, files, _) = read_source(lake, "orgs", schema::ORGS, None, false)?;
+    let mut st = SourceStats {
+        rows_read: df.height() as u64,
+        files,
+        ..Default::default()
+    };
+    let df = df
+        .lazy()
+        .with_column(col("org_id").alias("_raw"))
+        .with_column(clean_id("org_id"))
+        .collect()?;
+    st.junk_ids = junk_count(&df, &[("_raw", "org_id")])?;
+    let df = quarantine_where(
+        df,
+        col("org_id").is_null(),
+        "orgs",
+        "no_identity",
+        false,
+        q,
+        &mut st,
+    )?;
+    let (df, dups) = dedup_first(df, &["org_id"])?;
+    st.rows_deduplicated = dups;
+    st.rows_used = df.height() as u64;
+    let orgs = df
+        .column("org_id")?
+        .str()?
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
+    Ok((orgs, st))
+}
+
+fn read_memberships(
+    lake: &Lake,
+    q: &mut Vec<DataFrame>,
+) -> Result<(Option<DataFrame>, Option<SourceStats>)> {
+    let (df, files, present) = read_source(lake, "memberships", schema::MEMBERSHIPS, None, false)?;
+    if !present {
+        return Ok((None, None));
+    }
+    let mut st = SourceStats {
+        rows_read: df.height() as u64,
+        files,
+        ..Default::default()
+    };
+    let df = df
+        .lazy()
+        .with_columns([
+            col("user_id").alias("_raw_u"),
+            col("org_id").alias("_raw_o"),
+        ])
+        .with_columns([clean_id("user_id"), clean_id("org_id")])
+        .collect()?;
+    st.junk_ids = junk_count(&df, &[("_raw_u", "user_id"), ("_raw_o", "org_id")])?;
+    let df = quarantine_where(
+        df,
+        col("user_id").is_null().or(col("org_id").is_null()),
+        "memberships",
+        "no_identity",
+        false,
+        q,
+        &mut st,
+    )?;
+    let (df, dups) = dedup_first(df, &["user_id", "org_id"])?;
+    st.rows_deduplicated = dups;
+    st.rows_used = df.height() as u64;
+    let pairs = df.select(["user_id", "org_id"])?;
+    Ok((Some(pairs), Some(st)))
+}
+
+fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceStats)> {
+    let (df, files, _) = read_source(lake, "users", schema::USERS, None, false)?;
+    let mut st = SourceStats {
+        rows_read: df.height() as u64,
+        files,
+        ..Default::default()
+    };
+    let df = df
+        .lazy()
+        .with_column(col("user_id").alias("_raw"))
+        .with_column(clean_id("user_id"))
+        .collect()?;
+    st.junk_ids = junk_count(&df, &[("_raw", "user_id")])?;
+    let df = quarantine_where(
+        df,
+        col("user_id").is_null(),
+        "users",
+        "no_identity",
+        false,
+        q,
+        &mut st,
+    )?;
+    let (df, dups) = dedup_first(df, &["user_id"])?;
+    st.rows_deduplicated = dups;
+    st.rows_used = df.height() as u64;
+    let df = df.drop_many(["_raw"]);
+    Ok((df, st))
+}
+
+fn read_events(
+    lake: &Lake,
+    date: NaiveDate,
+    orgs: &[String],
+    memberships: Option<&DataFrame>,
+    q: &mut Vec<DataFrame>,
+) -> Result<(DataFrame, SourceStats)> {
+    let (df, files, _) = read_source(lake, "events", schema::EVENTS, Some(date), false)?;
+    let mut st = SourceStats {
+        rows_read: df.height() as u64,
+        files,
+        ..Default::default()
+    };
+
+    // 1. An event without an event_id cannot be deduplicated or referenced.
+    let df = df
+        .lazy()
+        .with_column(col("event_id").str().strip_chars(lit(NULL)))
+        .collect()?;
+    let df = quarantine_where(
+        df,
+        col("event_id").is_null().or(col("event_id").eq(lit(""))),
+        "events",
+        "missing_event_id",
+        true,
+        q,
+        &mut st,
+    )?;
+
+    // 2. Repeated deliveries: keep the copy of the earliest dt, then file, then row (§3.6).
+    let content: Vec<Expr> = schema::EVENTS
+        .iter()
+        .map(|c| {
+            col(c.name)
+                .cast(DataType::String)
+                .fill_null(lit("\u{2400}"))
+        })
+        .collect();
+    let df = df
+        .lazy()
+        .with_column(concat_str(content, "\u{1f}", false).alias("_content"))
+        .collect()?;
+    let (df, dups) = dedup_first_with_conflicts(df, &mut st)?;
+    st.rows_deduplicated = dups;
+
+    // 3. Junk ids are null (§3.5).
+    let df = df
+        .lazy()
+        .with_columns([
+            col("user_id").alias("raw_user_id"),
+            col("anon_id").alias("_raw_anon"),
+            col("previous_id").alias("_raw_prev"),
+            col("org_id").alias("_raw_org"),
+        ])
+        .with_columns([
+            clean_id("anon_id"),
+            clean_id("user_id"),
+            clean_id("previous_id"),
+            clean_id("org_id"),
+        ])
+        .collect()?;
+    st.junk_ids = junk_count(
+        &df,
+        &[
+            ("_raw_anon", "anon_id"),
+            ("raw_user_id", "user_id"),
+            ("_raw_prev", "previous_id"),
+            ("_raw_org", "org_id"),
+        ],
+    )?;
+
+    // 4. A user_id that is a known org id is the event's organization, not a user (§3.1).
+    let org_series = Series::new("orgs".into(), orgs.to_vec());
+    let df = df
+        .lazy()
+        .with_column(
+            col("user_id")
+                .is_in(lit(org_series).implode(true), false)
+                .fill_null(lit(false))
+                .alias("_is_org"),
+        )
+        .with_columns([
+            when(col("_is_org"))
+                .then(col("user_id"))
+                .otherwise(col("org_id"))
+                .alias("org_id"),
+            when(col("_is_org"))
+                .then(lit(NULL).cast(DataType::String))
+                .otherwise(col("user_id"))
+                .alias("user_id"),
+        ])
+        .collect()?;
+    st.org_ids_in_user_id = Some(df.column("_is_org")?.bool()?.sum().unwrap_or(0) as u64);
+
+    // 5. Rows that cannot be used.
+    let df = quarantine_where(
+        df,
+        col("ts").is_null(),
+        "events",
+        "missing_ts",
+        true,
+        q,
+        &mut st,
+    )?;
+    let df = quarantine_where(
+        df,
+        col("event")
+            .is_null()
+            .or(col("event").str().strip_chars(lit(NULL)).eq(lit(""))),
+        "events",
+        "missing_event",
+        true,
+        q,
+        &mut st,
+    )?;
+    let df = quarantine_where(
+        df,
+        col("anon_id").is_null().and(col("user_id").is_null()),
+        "events",
+        "no_identity",
+        true,
+        q,
+        &mut st,
+    )?;
+
+    // 6. An actor who is not a member of the event's org keeps no org (§3.1).
+    let df = match memberships {
+        Some(m) => {
+            let m = m.clone().lazy().with_column(lit(true).alias("_member"));
+            let joined = df
+                .lazy()
+                .join(
+                    m,
+                    [col("user_id"), col("org_id")],
+                    [col("user_id"), col("org_id")],
+                    JoinArgs::new(JoinType::Left),
+                )
+                .with_column(
+                    col("user_id")
+                        .is_not_null()
+                        .and(col("org_id").is_not_null())
+                        .and(col("_member").is_null())
+                        .alias("_not_member"),
+                )
+                .collect()?;
+            st.org_not_member =
+                Some(joined.column("_not_member")?.bool()?.sum().unwrap_or(0) as u64);
+            joined
+                .lazy()
+                .with_column(
+                    when(col("_not_member"))
+                        .then(lit(NULL).cast(DataType::String))
+                        .otherwise(col("org_id"))
+                        .alias("org_id"),
+                )
+                .collect()?
+        }
+        None => df,
+    };
+
+    // 7. Journey order: ts, then seq (nulls first), then event_id (§3.6).
+    let mut keep: Vec<Expr> = schema::EVENTS.iter().map(|c| col(c.name)).collect();
+    keep.extend([col("raw_user_id"), col(DT_COL), col(FILE_COL), col(ROW_COL)]);
+    let df = df
+        .lazy()
+        .select(keep)
+        .sort_by_exprs(
+            [col("ts"), col("seq"), col("event_id")],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    st.rows_used = df.height() as u64;
+    Ok((df, st))
+}
+
+/// Dedup events by event_id and count dropped copies whose content differs from the kept one.
+fn dedup_first_with_conflicts(df: DataFrame, st: &mut SourceStats) -> Result<(DataFrame, u64)> {
+    let before = df.height();
+    let sorted = df
+        .lazy()
+        .sort_by_exprs(
+            [col("event_id"), col(DT_COL), col(FILE_COL), col(ROW_COL)],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .with_column(
+            col("_content")
+                .neq(col("_content").first().over([col("event_id")])?)
+                .alias("_differs"),
+        )
+        .collect()?;
+    st.conflicting_duplicates = Some(sorted.column("_differs")?.bool()?.sum().unwrap_or(0) as u64);
+    let out = sorted
+        .lazy()
+        .unique_stable_generic(Some(vec![col("event_id")]), UniqueKeepStrategy::First)
+        .drop(cols(["_content", "_differs"]))
+        .collect()?;
+    let removed = (before - out.height()) as u64;
+    Ok((out, removed))
+}
+
+fn read_touches(
+    lake: &Lake,
+    cfg: &JobConfig,
+    q: &mut Vec<DataFrame>,
+) -> Result<(DataFrame, Vec<String>, SourceStats)> {
+    let (df, files, _) = read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true)?;
+    let mut st = SourceStats {
+        rows_read: df.height() as u64,
+        files,
+        ..Default::default()
+    };
+    let bookkeeping = [FILE_COL, DT_COL, ROW_COL];
+    let mut extra: Vec<String> = df
+        .get_column_names()
+        .into_iter()
+        .map(|n| n.to_string())
+        .filter(|n| {
+            !schema::TOUCHES.iter().any(|c| c.name == n)
+                && !bookkeeping.contains(&n.as_str())
+                && !cfg.touches.ignore_columns.contains(n)
+        })
+        .collect();
+    extra.sort();
+    let ignored: Vec<String> = cfg
+        .touches
+        .ignore_columns
+        .iter()
+        .filter(|c| {
+            df.get_column_names()
+                .iter()
+                .any(|n| n.as_str() == c.as_str())
+        })
+        .cloned()
+        .collect();
+    let df = df.drop_many(ignored);
+
+    let df = df
+        .lazy()
+        .with_column(col("anon_id").alias("_raw_anon"))
+        .with_column(clean_id("anon_id"))
+        .collect()?;
+    st.junk_ids = junk_count(&df, &[("_raw_anon", "anon_id")])?;
+    let df = df.drop_many(["_raw_anon"]);
+    let df = quarantine_where(
+        df,
+        col("ts").is_null(),
+        "touches",
+        "missing_ts",
+        false,
+        q,
+        &mut st,
+    )?;
+    let df = quarantine_where(
+        df,
+        col("anon_id").is_null(),
+        "touches",
+        "no_identity",
+        false,
+        q,
+        &mut st,
+    )?;
+
+    let mut order = vec![col("ts"), col("anon_id")];
+    for c in [
+        "gclid",
+        "fbclid",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "landing_url",
+        "referrer",
+    ] {
+        order.push(col(c));
+    }
+    order.extend([col(FILE_COL), col(ROW_COL)]);
+    let df = df
+        .lazy()
+        .sort_by_exprs(
+            order,
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    st.rows_used = df.height() as u64;
+    Ok((df, extra, st))
+}

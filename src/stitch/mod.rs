@@ -1,0 +1,522 @@
+//! Stage 3, **stitch**: persons' journeys and touches, as the analyst tables
+//! `identity_map`, `persons`, `anon_visitors`, `user_attribution` and `journeys` (contract §4).
+//!
+//! Everything here is decided by event time over the whole history read (§3.7): the first
+//! touch is the earliest counting touch of any of the person's cookies, `signup_at` and
+//! `first_purchase_at` the earliest such events, whatever order links were made in.
+
+pub mod touches;
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::config::JobConfig;
+use crate::error::Result;
+use crate::identity::union_find::NONE;
+use crate::identity::IdentityGraph;
+use crate::read::RawLake;
+
+/// The stitched tables of one run.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// One row per segment.
+    pub identity_map: DataFrame,
+    /// One row per person.
+    pub persons: DataFrame,
+    /// One row per cookie.
+    pub anon_visitors: DataFrame,
+    /// One row per user.
+    pub user_attribution: DataFrame,
+    /// One row per used event, with a `dt` column (UTC date of `ts`) to partition by.
+    pub journeys: DataFrame,
+    /// Counts.
+    pub stats: StitchStats,
+}
+
+/// Counts of the stitch stage, for the manifest.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct StitchStats {
+    /// Rows of `journeys`.
+    pub journey_events: u64,
+    /// Events whose user was filled in from their cookie's person.
+    pub backfilled_events: u64,
+    /// Touches that carry attribution.
+    pub counting_touches: u64,
+    /// Direct visits (overwrite nothing).
+    pub direct_touches: u64,
+    /// Persons with a first touch.
+    pub persons_with_first_touch: u64,
+    /// Conversion events.
+    pub conversions: u64,
+}
+
+/// Datetime(µs, UTC) series from microseconds.
+pub fn ts_series(name: &str, values: Vec<Option<i64>>) -> Result<Series> {
+    let s = Series::new(name.into(), values);
+    Ok(s.cast(&DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some(TimeZone::UTC),
+    ))?)
+}
+
+/// `s[idx]` with NONE → null.
+pub fn gather(s: &Series, idx: &[u32], name: &str) -> Result<Series> {
+    let idx: IdxCa = idx
+        .iter()
+        .map(|&i| (i != NONE).then_some(i as IdxSize))
+        .collect();
+    Ok(s.take(&idx)?.with_name(name.into()))
+}
+
+fn opt_str(name: &str, values: Vec<Option<String>>) -> Series {
+    Series::new(name.into(), values)
+}
+
+/// First and last counting touch per owner (person or cookie).
+struct FirstLast {
+    first: Vec<u32>,
+    last: Vec<u32>,
+}
+
+impl FirstLast {
+    fn new(n: usize) -> Self {
+        FirstLast {
+            first: vec![NONE; n],
+            last: vec![NONE; n],
+        }
+    }
+    fn see(&mut self, owner: u32, row: u32) {
+        let o = owner as usize;
+        if self.first[o] == NONE {
+            self.first[o] = row;
+        }
+        self.last[o] = row;
+    }
+}
+
+/// Build the analyst tables.
+pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<Tables> {
+    let mut stats = StitchStats::default();
+    let seg = &graph.segmentation;
+    let n_persons = graph.persons.len();
+    let n_cookies = seg.cookies.len();
+
+    // Touches: which count, and the first / last per person and per cookie (rows are in time
+    // order, so the first seen is the earliest and the last seen the latest).
+    let counts = touches::counting(&raw.touches, &raw.touch_extra_keys)?;
+    let touch_ts: Vec<i64> = raw
+        .touches
+        .column("ts")?
+        .i64()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
+    let mut by_person = FirstLast::new(n_persons);
+    let mut by_cookie = FirstLast::new(n_cookies);
+    for (row, c) in counts.iter().enumerate() {
+        if c == Some(true) {
+            stats.counting_touches += 1;
+            let sg = seg.touch_segment[row];
+            by_person.see(graph.touch_person[row], row as u32);
+            by_cookie.see(seg.segments[sg as usize].anon, row as u32);
+        } else {
+            stats.direct_touches += 1;
+        }
+    }
+    let mut wanted: Vec<u32> = by_person
+        .first
+        .iter()
+        .chain(&by_person.last)
+        .chain(&by_cookie.first)
+        .chain(&by_cookie.last)
+        .copied()
+        .filter(|&r| r != NONE)
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let json_rows = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?;
+    let json_of = |row: u32| -> Option<String> {
+        if row == NONE {
+            return None;
+        }
+        wanted
+            .binary_search(&row)
+            .ok()
+            .map(|i| json_rows[i].clone())
+    };
+    let ts_of = |row: u32| (row != NONE).then(|| touch_ts[row as usize]);
+
+    // Person ids and users, in person index order.
+    let person_ids = Series::new(
+        "person_id".into(),
+        graph
+            .persons
+            .iter()
+            .map(|p| p.person_id.as_str())
+            .collect::<Vec<_>>(),
+    );
+    let person_user_idx: Vec<u32> = graph.persons.iter().map(|p| p.user).collect();
+    let person_users = gather(&graph.user_ids, &person_user_idx, "user_id")?;
+    stats.persons_with_first_touch = by_person.first.iter().filter(|&&r| r != NONE).count() as u64;
+
+    // persons
+    let persons = DataFrame::new(
+        n_persons,
+        vec![
+            person_ids.clone().into(),
+            person_users.clone().into(),
+            Column::new(
+                "anon_count".into(),
+                graph
+                    .persons
+                    .iter()
+                    .map(|p| p.anon_count)
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "segment_count".into(),
+                graph
+                    .persons
+                    .iter()
+                    .map(|p| p.segment_count)
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "conflict_count".into(),
+                graph
+                    .persons
+                    .iter()
+                    .map(|p| p.conflict_count)
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "oversized".into(),
+                graph
+                    .persons
+                    .iter()
+                    .map(|p| p.oversized)
+                    .collect::<Vec<_>>(),
+            ),
+            ts_series(
+                "first_touch_at",
+                by_person.first.iter().map(|&r| ts_of(r)).collect(),
+            )?
+            .into(),
+            ts_series(
+                "last_touch_at",
+                by_person.last.iter().map(|&r| ts_of(r)).collect(),
+            )?
+            .into(),
+            opt_str(
+                "first_touch",
+                by_person.first.iter().map(|&r| json_of(r)).collect(),
+            )
+            .into(),
+            opt_str(
+                "last_touch",
+                by_person.last.iter().map(|&r| json_of(r)).collect(),
+            )
+            .into(),
+        ],
+    )?
+    .sort(["person_id"], SortMultipleOptions::default())?;
+
+    // identity_map
+    let segs = &seg.segments;
+    let event_ids = raw.events.column("event_id")?.as_materialized_series();
+    let seg_anon: Vec<u32> = segs.iter().map(|s| s.anon).collect();
+    let seg_user: Vec<u32> = segs.iter().map(|s| s.user).collect();
+    let link_event: Vec<u32> = segs.iter().map(|s| s.link.map_or(NONE, |l| l.2)).collect();
+    let identity_map = DataFrame::new(
+        segs.len(),
+        vec![
+            gather(&graph.anon_ids, &seg_anon, "anon_id")?.into(),
+            Column::new(
+                "segment".into(),
+                segs.iter().map(|s| s.number).collect::<Vec<_>>(),
+            ),
+            ts_series(
+                "valid_from",
+                segs.iter().map(|s| Some(s.valid_from)).collect(),
+            )?
+            .into(),
+            ts_series("valid_to", segs.iter().map(|s| s.valid_to).collect())?.into(),
+            gather(&person_ids, &graph.segment_person, "person_id")?.into(),
+            gather(&graph.user_ids, &seg_user, "user_id")?.into(),
+            opt_str(
+                "link_kind",
+                segs.iter()
+                    .map(|s| s.link.map(|l| l.0.as_str().to_string()))
+                    .collect(),
+            )
+            .into(),
+            ts_series(
+                "linked_at",
+                segs.iter().map(|s| s.link.map(|l| l.1)).collect(),
+            )?
+            .into(),
+            gather(event_ids, &link_event, "link_event_id")?.into(),
+            Column::new(
+                "conflict".into(),
+                segs.iter()
+                    .enumerate()
+                    .map(|(i, s)| seg.cookies[s.anon as usize].conflict || graph.segment_refused[i])
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )?
+    .sort(["anon_id", "segment"], SortMultipleOptions::default())?;
+
+    // anon_visitors
+    let mut latest_seg = vec![NONE; n_cookies];
+    let mut latest_linked = vec![NONE; n_cookies];
+    for (i, s) in segs.iter().enumerate() {
+        latest_seg[s.anon as usize] = i as u32;
+        if s.user != NONE {
+            latest_linked[s.anon as usize] = i as u32;
+        }
+    }
+    let merged_user: Vec<u32> = latest_linked
+        .iter()
+        .map(|&i| {
+            if i == NONE {
+                NONE
+            } else {
+                segs[i as usize].user
+            }
+        })
+        .collect();
+    let cookie_person: Vec<u32> = latest_seg
+        .iter()
+        .map(|&i| graph.segment_person[i as usize])
+        .collect();
+    let all_cookies: Vec<u32> = (0..n_cookies as u32).collect();
+    let anon_visitors = DataFrame::new(
+        n_cookies,
+        vec![
+            gather(&graph.anon_ids, &all_cookies, "anon_id")?.into(),
+            ts_series(
+                "first_seen_at",
+                seg.cookies.iter().map(|c| Some(c.first_seen)).collect(),
+            )?
+            .into(),
+            ts_series(
+                "last_seen_at",
+                seg.cookies.iter().map(|c| Some(c.last_seen)).collect(),
+            )?
+            .into(),
+            opt_str(
+                "first_touch",
+                by_cookie.first.iter().map(|&r| json_of(r)).collect(),
+            )
+            .into(),
+            opt_str(
+                "last_touch",
+                by_cookie.last.iter().map(|&r| json_of(r)).collect(),
+            )
+            .into(),
+            gather(&graph.user_ids, &merged_user, "merged_user_id")?.into(),
+            ts_series(
+                "merged_at",
+                latest_linked
+                    .iter()
+                    .map(|&i| {
+                        if i == NONE {
+                            None
+                        } else {
+                            segs[i as usize].link.map(|l| l.1)
+                        }
+                    })
+                    .collect(),
+            )?
+            .into(),
+            gather(&person_ids, &cookie_person, "person_id")?.into(),
+        ],
+    )?;
+
+    // Events: step, backfill, conversions, signup and first purchase per person.
+    let events = &raw.events;
+    let n_events = events.height();
+    let conv_names = Series::new("conv".into(), cfg.events.conversions.clone());
+    let flags = events
+        .clone()
+        .lazy()
+        .select([
+            col("event")
+                .is_in(lit(conv_names).implode(true), false)
+                .fill_null(lit(false))
+                .alias("is_conversion"),
+            col("event")
+                .eq(lit(cfg.events.signup.as_str()))
+                .fill_null(lit(false))
+                .alias("is_signup"),
+        ])
+        .collect()?;
+    let is_conv = flags.column("is_conversion")?.bool()?.clone();
+    let is_signup = flags.column("is_signup")?.bool()?;
+    let ev_ts = events.column("ts")?.i64()?;
+    let mut step = vec![0u32; n_events];
+    let mut counter = vec![0u32; n_persons];
+    let mut backfilled = vec![false; n_events];
+    let mut signup_at: Vec<Option<i64>> = vec![None; n_persons];
+    let mut first_purchase_at: Vec<Option<i64>> = vec![None; n_persons];
+    let mut segment_no: Vec<Option<u32>> = vec![None; n_events];
+    for e in 0..n_events {
+        let p = graph.event_person[e] as usize;
+        counter[p] += 1;
+        step[e] = counter[p];
+        let has_user = graph.persons[p].user != NONE;
+        backfilled[e] = graph.event_user[e] == NONE && has_user;
+        let t = ev_ts.get(e);
+        if is_signup.get(e) == Some(true) && signup_at[p].is_none() {
+            signup_at[p] = t;
+        }
+        if is_conv.get(e) == Some(true) {
+            stats.conversions += 1;
+            if first_purchase_at[p].is_none() {
+                first_purchase_at[p] = t;
+            }
+        }
+        let sg = seg.event_segment[e];
+        if sg != NONE {
+            segment_no[e] = Some(segs[sg as usize].number);
+        }
+    }
+    stats.backfilled_events = backfilled.iter().filter(|&&b| b).count() as u64;
+    stats.journey_events = n_events as u64;
+
+    let journeys = events
+        .clone()
+        .lazy()
+        .select([
+            col("event_id"),
+            col("ts"),
+            col("seq"),
+            col("event"),
+            col("raw_user_id"),
+            col("anon_id"),
+            col("org_id"),
+            col("value"),
+            col("currency"),
+            col("order_id"),
+            col("session_id"),
+        ])
+        .collect()?;
+    let mut journeys = journeys;
+    let dt: Vec<Option<String>> = ev_ts
+        .iter()
+        .map(|t| {
+            t.and_then(chrono::DateTime::from_timestamp_micros)
+                .map(|d| d.format("%Y-%m-%d").to_string())
+        })
+        .collect();
+    let ts_col = ts_series("ts", ev_ts.iter().collect())?;
+    journeys.replace("ts", ts_col.into())?;
+    journeys.with_column(Column::from(gather(
+        &person_ids,
+        &graph.event_person,
+        "person_id",
+    )?))?;
+    journeys.with_column(Column::from(gather(
+        &person_users,
+        &graph.event_person,
+        "user_id",
+    )?))?;
+    journeys.with_column(Column::from(Series::new("step".into(), step)))?;
+    journeys.with_column(Column::from(Series::new("backfilled".into(), backfilled)))?;
+    journeys.with_column(Column::from(
+        is_conv.into_series().with_name("is_conversion".into()),
+    ))?;
+    journeys.with_column(Column::from(Series::new("segment".into(), segment_no)))?;
+    journeys.with_column(Column::from(Series::new("dt".into(), dt)))?;
+    let journeys = journeys.select([
+        "event_id",
+        "ts",
+        "seq",
+        "event",
+        "person_id",
+        "user_id",
+        "raw_user_id",
+        "anon_id",
+        "org_id",
+        "step",
+        "backfilled",
+        "is_conversion",
+        "value",
+        "currency",
+        "order_id",
+        "session_id",
+        "segment",
+        "dt",
+    ])?;
+
+    // user_attribution: one row per user, with the person's facts.
+    let n_users = graph.user_ids.len();
+    let up = &graph.user_person;
+    let ft_row: Vec<u32> = up.iter().map(|&p| by_person.first[p as usize]).collect();
+    let lt_row: Vec<u32> = up.iter().map(|&p| by_person.last[p as usize]).collect();
+    let null_str = |name: &str| Series::full_null(name.into(), n_users, &DataType::String);
+    let user_attribution = DataFrame::new(
+        n_users,
+        vec![
+            graph.user_ids.clone().with_name("user_id".into()).into(),
+            gather(&person_ids, up, "person_id")?.into(),
+            opt_str("first_touch", ft_row.iter().map(|&r| json_of(r)).collect()).into(),
+            opt_str("last_touch", lt_row.iter().map(|&r| json_of(r)).collect()).into(),
+            ts_series("first_touch_at", ft_row.iter().map(|&r| ts_of(r)).collect())?.into(),
+            null_str("first_touch_channel").into(),
+            null_str("first_touch_source").into(),
+            null_str("first_touch_medium").into(),
+            null_str("first_touch_campaign").into(),
+            ts_series(
+                "signup_at",
+                up.iter().map(|&p| signup_at[p as usize]).collect(),
+            )?
+            .into(),
+            ts_series(
+                "first_purchase_at",
+                up.iter().map(|&p| first_purchase_at[p as usize]).collect(),
+            )?
+            .into(),
+            Column::new(
+                "anon_count".into(),
+                up.iter()
+                    .map(|&p| graph.persons[p as usize].anon_count)
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )?;
+
+    Ok(Tables {
+        identity_map,
+        persons,
+        anon_visitors,
+        user_attribution,
+        journeys,
+        stats,
+    })
+}
+
+/// Table names in publishing order.
+pub const TABLES: [&str; 5] = [
+    "identity_map",
+    "persons",
+    "anon_visitors",
+    "user_attribution",
+    "journeys",
+];
+
+impl Tables {
+    /// The tables by name, for publishing.
+    pub fn by_name(&self) -> BTreeMap<&'static str, &DataFrame> {
+        BTreeMap::from([
+            ("identity_map", &self.identity_map),
+            ("persons", &self.persons),
+            ("anon_visitors", &self.anon_visitors),
+            ("user_attribution", &self.user_attribution),
+            ("journeys", &self.journeys),
+        ])
+    }
+}

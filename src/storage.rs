@@ -1,0 +1,229 @@
+//! Storage edge: every read and write of the lake goes through a [`Lake`], a location (local
+//! folder, `file://`, `s3://`, `gs://`, `az://`, `memory://`) opened as an object store.
+//!
+//! The pipeline's stages never touch storage; only `read` (input) and `publish` (output) call
+//! into this module. The API is blocking: the job is a batch process and each call waits on a
+//! small private tokio runtime.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// An opened lake location.
+#[derive(Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("url", &self.url).finish()
+    }
+}
+
+/// Whether a location must exist already (input) or may be created (output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read-only input: a local folder must exist.
+    Read,
+    /// Output: a local folder is created if missing.
+    Write,
+}
+
+impl Lake {
+    /// Open a location given as a URL or a plain local path.
+    ///
+    /// Cloud credentials and endpoints come from the usual environment variables
+    /// (`AWS_*`, e.g. `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP` for an S3-compatible store;
+    /// `GOOGLE_*`; `AZURE_*`).
+    pub fn open(location: &str, access: Access) -> Result<Lake> {
+        let scheme = location
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase());
+        let (store, prefix): (Arc<dyn ObjectStore>, Option<String>) = match scheme.as_deref() {
+            None | Some("file") => {
+                let path = location.strip_prefix("file://").unwrap_or(location);
+                let path = std::path::Path::new(path);
+                if !path.exists() {
+                    match access {
+                        Access::Read => {
+                            return Err(Error::Usage(format!(
+                                "input location {location} does not exist"
+                            )))
+                        }
+                        Access::Write => std::fs::create_dir_all(path)?,
+                    }
+                }
+                let store = LocalFileSystem::new_with_prefix(path)?;
+                (Arc::new(store), None)
+            }
+            Some("memory") => (Arc::new(InMemory::new()), None),
+            Some("s3") | Some("s3a") => {
+                let store = AmazonS3Builder::from_env().with_url(location).build()?;
+                (Arc::new(store), url_path(location))
+            }
+            Some("gs") => {
+                let store = GoogleCloudStorageBuilder::from_env()
+                    .with_url(location)
+                    .build()?;
+                (Arc::new(store), url_path(location))
+            }
+            Some("az") | Some("abfs") | Some("abfss") => {
+                let store = MicrosoftAzureBuilder::from_env()
+                    .with_url(location)
+                    .build()?;
+                (Arc::new(store), url_path(location))
+            }
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "location {location}: unsupported scheme `{other}` \
+                     (expected a path, file://, s3://, gs://, az:// or memory://)"
+                )))
+            }
+        };
+        let store: Arc<dyn ObjectStore> = match prefix {
+            Some(p) if !p.is_empty() => Arc::new(PrefixStore::new(store, Path::from(p))),
+            _ => store,
+        };
+        Ok(Lake::from_store(store, location))
+    }
+
+    /// Wrap an existing store (tests use [`InMemory`]).
+    pub fn from_store(store: Arc<dyn ObjectStore>, url: &str) -> Lake {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        Lake {
+            store,
+            url: url.to_string(),
+            runtime: Arc::new(runtime),
+        }
+    }
+
+    /// The location as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Every object under `prefix` (relative, `/`-separated), as relative paths, sorted.
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = Path::from(prefix);
+        let store = self.store.clone();
+        let mut items: Vec<(String, u64)> = self.runtime.block_on(async move {
+            store
+                .list(Some(&prefix))
+                .map_ok(|m| (m.location.to_string(), m.size))
+                .try_collect()
+                .await
+        })?;
+        items.sort();
+        Ok(items)
+    }
+
+    /// Read a whole object.
+    pub fn get(&self, path: &str) -> Result<Bytes> {
+        let path = Path::from(path);
+        let store = self.store.clone();
+        Ok(self
+            .runtime
+            .block_on(async move { store.get(&path).await?.bytes().await })?)
+    }
+
+    /// Read a whole object, or `None` if it does not exist.
+    pub fn get_opt(&self, path: &str) -> Result<Option<Bytes>> {
+        match self.get(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::Storage(object_store::Error::NotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Write (or overwrite) an object atomically.
+    pub fn put(&self, path: &str, data: Bytes) -> Result<()> {
+        let path = Path::from(path);
+        let store = self.store.clone();
+        self.runtime
+            .block_on(async move { store.put(&path, PutPayload::from(data)).await })?;
+        Ok(())
+    }
+
+    /// Write an object that must not exist yet (markers).
+    pub fn put_new(&self, path: &str, data: Bytes) -> Result<()> {
+        let path = Path::from(path);
+        let store = self.store.clone();
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        self.runtime
+            .block_on(async move { store.put_opts(&path, PutPayload::from(data), opts).await })?;
+        Ok(())
+    }
+
+    /// Delete one object; a missing object is not an error.
+    pub fn delete(&self, path: &str) -> Result<()> {
+        let path = Path::from(path);
+        let store = self.store.clone();
+        match self
+            .runtime
+            .block_on(async move { store.delete(&path).await })
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Delete every object under `prefix`.
+    pub fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        for (path, _) in self.list(prefix)? {
+            self.delete(&path)?;
+        }
+        Ok(())
+    }
+}
+
+/// The key prefix of a bucket URL: `s3://bucket/a/b` → `a/b`.
+fn url_path(location: &str) -> Option<String> {
+    let url = url::Url::parse(location).ok()?;
+    let p = url.path().trim_matches('/');
+    Some(p.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_prefix_is_the_url_path() {
+        assert_eq!(url_path("s3://bucket/a/b/").as_deref(), Some("a/b"));
+        assert_eq!(url_path("s3://bucket").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn memory_lake_round_trips_and_markers_are_written_once() {
+        let lake = Lake::open("memory://", Access::Write).unwrap();
+        lake.put("runs/x/a.txt", Bytes::from_static(b"1")).unwrap();
+        assert_eq!(lake.get("runs/x/a.txt").unwrap(), Bytes::from_static(b"1"));
+        lake.put_new("runs/x/_SUCCESS", Bytes::new()).unwrap();
+        assert!(lake.put_new("runs/x/_SUCCESS", Bytes::new()).is_err());
+        assert_eq!(lake.list("runs").unwrap().len(), 2);
+        lake.delete_prefix("runs/x").unwrap();
+        assert!(lake.list("runs").unwrap().is_empty());
+        assert!(lake.get_opt("nope").unwrap().is_none());
+    }
+}

@@ -1,0 +1,358 @@
+//! One test per output of contract §4: table shapes and types, publishing, the manifest.
+
+use crate::common::*;
+use polars::prelude::*;
+
+const D: &str = "2026-11-10";
+
+fn story_lake() -> TestLake {
+    let mut lake = TestLake::new();
+    lake.touches(
+        D,
+        &[touch("phone", "2026-11-01T09:00:00Z")
+            .gclid("G")
+            .utm("google", "cpc", "brand")],
+    );
+    lake.events(
+        D,
+        &[
+            ev(
+                "p1",
+                "page_viewed",
+                "2026-11-01T09:00:01Z",
+                Some("phone"),
+                None,
+            ),
+            ev(
+                "l1",
+                "signup_completed",
+                "2026-11-05T10:00:00Z",
+                Some("laptop"),
+                Some("ava"),
+            ),
+            ev(
+                "p2",
+                "signed_in",
+                "2026-11-08T10:00:00Z",
+                Some("phone"),
+                Some("ava"),
+            ),
+            ev(
+                "buy",
+                "purchase_completed",
+                "2026-11-09T10:00:00Z",
+                Some("laptop"),
+                None,
+            )
+            .purchase(49.0, Some("Ava.Receipt@Example.com")),
+            ev(
+                "srv",
+                "invoice_paid",
+                "2026-11-09T11:00:00Z",
+                None,
+                Some("ava"),
+            ),
+            ev(
+                "bad",
+                "page_viewed",
+                "2026-11-09T11:00:00Z",
+                Some("null"),
+                None,
+            ),
+        ],
+    );
+    lake
+}
+
+const TABLES: [&str; 6] = [
+    "identity_map",
+    "persons",
+    "anon_visitors",
+    "user_attribution",
+    "journeys",
+    "quarantine",
+];
+
+fn utc_ts() -> DataType {
+    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+}
+
+#[test]
+fn table_identity_map_has_the_contract_columns() {
+    let lake = story_lake();
+    let run = lake.run(D);
+    let t = run.table("identity_map");
+    let s = t.schema();
+    for c in [
+        "anon_id",
+        "person_id",
+        "user_id",
+        "link_kind",
+        "link_event_id",
+    ] {
+        assert_eq!(s.get(c), Some(&DataType::String), "{c}");
+    }
+    for c in ["valid_from", "valid_to", "linked_at"] {
+        assert_eq!(s.get(c), Some(&utc_ts()), "{c}");
+    }
+    assert_eq!(s.get("conflict"), Some(&DataType::Boolean));
+    assert!(s.get("segment").unwrap().is_integer());
+    assert_eq!(t.height(), 2, "one row per segment");
+}
+
+#[test]
+fn table_persons_counts_cookies_and_segments() {
+    let lake = story_lake();
+    let run = lake.run(D);
+    let p = run.rows("persons", "person_id", "ava");
+    assert_eq!(strings(&p, "user_id"), vec![Some("ava".into())]);
+    assert_eq!(u32s(&p, "anon_count"), vec![Some(2)]);
+    assert_eq!(u32s(&p, "segment_count"), vec![Some(2)]);
+    assert_eq!(u32s(&p, "conflict_count"), vec![Some(0)]);
+    assert_eq!(bools(&p, "oversized"), vec![Some(false)]);
+}
+
+#[test]
+fn table_anon_visitors_has_one_row_per_cookie() {
+    let lake = story_lake();
+    let run = lake.run(D);
+    let a = run.rows("anon_visitors", "anon_id", "phone");
+    assert_eq!(
+        micros(&a, "first_seen_at"),
+        vec![Some(us("2026-11-01T09:00:00Z"))]
+    );
+    assert_eq!(
+        micros(&a, "last_seen_at"),
+        vec![Some(us("2026-11-08T10:00:00Z"))]
+    );
+    assert_eq!(strings(&a, "merged_user_id"), vec![Some("ava".into())]);
+    assert_eq!(
+        micros(&a, "merged_at"),
+        vec![Some(us("2026-11-08T10:00:00Z"))]
+    );
+    assert_eq!(strings(&a, "person_id"), vec![Some("ava".into())]);
+    assert!(strings(&a, "first_touch")[0]
+        .as_ref()
+        .unwrap()
+        .contains("\"utm_campaign\":\"brand\""));
+    assert_eq!(run.table("anon_visitors").height(), 2);
+}
+
+#[test]
+fn table_user_attribution_has_write_once_facts() {
+    let lake = story_lake();
+    let run = lake.run(D);
+    let u = run.rows("user_attribution", "user_id", "ava");
+    assert_eq!(
+        micros(&u, "signup_at"),
+        vec![Some(us("2026-11-05T10:00:00Z"))]
+    );
+    assert_eq!(
+        micros(&u, "first_purchase_at"),
+        vec![Some(us("2026-11-09T10:00:00Z"))]
+    );
+    assert_eq!(
+        micros(&u, "first_touch_at"),
+        vec![Some(us("2026-11-01T09:00:00Z"))]
+    );
+    assert_eq!(u32s(&u, "anon_count"), vec![Some(2)]);
+    let s = u.schema();
+    for c in [
+        "first_touch_channel",
+        "first_touch_source",
+        "first_touch_medium",
+        "first_touch_campaign",
+    ] {
+        assert_eq!(s.get(c), Some(&DataType::String), "{c}");
+    }
+}
+
+#[test]
+fn table_journeys_is_partitioned_by_event_date_with_steps() {
+    let lake = story_lake();
+    let run = lake.run(D);
+    let files: Vec<String> = run.summary.manifest.outputs["journeys"]
+        .files
+        .iter()
+        .map(|f| f.path.clone())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.contains("/journeys/dt=2026-11-01/")),
+        "{files:?}"
+    );
+    assert!(
+        files.iter().any(|f| f.contains("/journeys/dt=2026-11-09/")),
+        "{files:?}"
+    );
+    let j = run
+        .table("journeys")
+        .sort(["step"], Default::default())
+        .unwrap();
+    assert_eq!(
+        strings(&j, "event_id"),
+        ["p1", "l1", "p2", "buy", "srv"]
+            .map(|s| Some(s.to_string()))
+            .to_vec()
+    );
+    assert_eq!(u32s(&j, "step"), (1..=5).map(Some).collect::<Vec<_>>());
+    assert_eq!(
+        bools(&j, "is_conversion"),
+        vec![
+            Some(false),
+            Some(false),
+            Some(false),
+            Some(true),
+            Some(false)
+        ]
+    );
+    assert_eq!(
+        bools(&j, "backfilled"),
+        vec![
+            Some(true),
+            Some(false),
+            Some(false),
+            Some(true),
+            Some(false)
+        ]
+    );
+    assert_eq!(j.schema().get("ts"), Some(&utc_ts()));
+}
+
+#[test]
+fn table_quarantine_names_source_file_row_and_reason() {
+    let lake = story_lake();
+    let run = lake.run(D);
+    let q = run.table("quarantine");
+    assert_eq!(strings(&q, "source"), vec![Some("events".into())]);
+    assert_eq!(strings(&q, "row_key"), vec![Some("bad".into())]);
+    assert_eq!(strings(&q, "reason"), vec![Some("no_identity".into())]);
+    assert!(strings(&q, "file")[0]
+        .as_ref()
+        .unwrap()
+        .starts_with("raw/events/dt=2026-11-10/"));
+}
+
+#[test]
+fn manifest_counts_reconcile_and_list_files() {
+    let lake = story_lake();
+    let run = lake.run(D);
+    let m = run.manifest();
+    assert_eq!(m["run_date"], D);
+    assert_eq!(m["status"], "succeeded");
+    for source in ["events", "touches"] {
+        let s = &m["inputs"][source];
+        let read = s["rows_read"].as_u64().unwrap();
+        let sum = s["rows_used"].as_u64().unwrap()
+            + s["rows_deduplicated"].as_u64().unwrap()
+            + s["rows_quarantined"].as_u64().unwrap();
+        assert_eq!(read, sum, "{source}: {s}");
+        let file_rows: u64 = s["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rows"].as_u64().unwrap())
+            .sum();
+        assert_eq!(file_rows, read);
+    }
+    assert_eq!(m["inputs"]["events"]["rows_read"], 6);
+    assert_eq!(m["inputs"]["events"]["junk_ids"], 1);
+    assert_eq!(m["outputs"]["journeys"]["rows"], 5);
+}
+
+#[test]
+fn publish_writes_success_last_and_moves_latest() {
+    let lake = story_lake();
+    let run = lake.run(D);
+    let out = lake.output();
+    assert!(out.join("runs/2026-11-10/_SUCCESS").exists());
+    assert_eq!(
+        std::fs::read_to_string(out.join("latest")).unwrap().trim(),
+        D
+    );
+    // An older date published later does not move latest back.
+    lake.run("2026-11-09");
+    assert_eq!(
+        std::fs::read_to_string(out.join("latest")).unwrap().trim(),
+        D
+    );
+    drop(run);
+}
+
+#[test]
+fn every_table_folder_has_a_parquet_file_even_on_an_empty_day() {
+    let lake = TestLake::new();
+    let run = lake.run(D);
+    for t in TABLES {
+        let df = run.table(t);
+        assert_eq!(df.height(), 0, "{t}");
+    }
+    assert_eq!(run.manifest()["inputs"]["events"]["rows_read"], 0);
+}
+
+#[test]
+fn rerun_of_a_date_reproduces_its_tables_byte_for_byte() {
+    let lake = story_lake();
+    lake.run(D);
+    let read_all = || {
+        let mut files: Vec<(String, Vec<u8>)> = walk(&lake.output().join("runs").join(D))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let first = read_all();
+    lake.run(D);
+    assert_eq!(first, read_all());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn no_raw_email_in_any_table() {
+    let lake = story_lake();
+    let run = lake.run(D);
+    for t in TABLES {
+        let df = run.table(t);
+        for c in df.columns() {
+            if let Ok(s) = c.as_materialized_series().cast(&DataType::String) {
+                for v in s.str().unwrap().iter().flatten() {
+                    assert!(
+                        !v.to_lowercase().contains("receipt@example.com"),
+                        "{t}.{}: {v}",
+                        c.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn partitions_after_the_run_date_are_not_read() {
+    let mut lake = story_lake();
+    lake.events(
+        "2026-11-11",
+        &[ev(
+            "future",
+            "page_viewed",
+            "2026-11-11T09:00:00Z",
+            Some("x"),
+            None,
+        )],
+    );
+    let run = lake.run(D);
+    assert_eq!(run.rows("journeys", "event_id", "future").height(), 0);
+}

@@ -1,0 +1,9 @@
+//! Integration tests: each builds a small raw lake of real Parquet files in a temp folder,
+//! runs the real pipeline, and checks the published rows. One module per part of the contract.
+
+mod common;
+
+mod cli;
+mod identity_rules;
+mod properties;
+mod tables;
