@@ -401,43 +401,51 @@ fn rule_3_3_a_union_of_two_users_is_refused_and_counted() {
 
 #[test]
 fn rule_3_3_unions_apply_in_event_time_order_with_seq_breaking_ties() {
-    // Same millisecond: seq 1 links cookie c to alice, seq 2 aliases c with d (bob's cookie).
-    // Applied in seq order (not event_id order), c joins alice and the alias with bob is
-    // refused; written in the
-    // reverse row order on purpose.
+    // In one millisecond, anonymous cookie x is aliased first (seq 1) with alice's cookie, then
+    // (seq 2) with bob's. Applied in seq order x joins alice and the second union is refused;
+    // event_id order (or row order) would join bob instead.
     let mut lake = TestLake::new();
     lake.events(
         D,
         &[
             ev(
-                "a_alias",
+                "a_second",
                 "$create_alias",
                 "2026-11-01T09:00:00Z",
-                Some("d"),
+                Some("x"),
                 None,
             )
-            .prev("c")
+            .prev("cb")
             .seq(2),
             ev(
-                "z_link",
-                "signed_in",
+                "z_first",
+                "$create_alias",
                 "2026-11-01T09:00:00Z",
-                Some("c"),
-                Some("alice"),
+                Some("x"),
+                None,
             )
+            .prev("ca")
             .seq(1),
+            ev(
+                "a",
+                "signed_in",
+                "2026-11-01T08:00:00Z",
+                Some("ca"),
+                Some("alice"),
+            ),
             ev(
                 "b",
                 "signed_in",
                 "2026-11-01T08:00:00Z",
-                Some("d"),
+                Some("cb"),
                 Some("bob"),
             ),
         ],
     );
     let run = lake.run(D);
-    let c = run.rows("identity_map", "anon_id", "c");
-    assert_eq!(strings(&c, "person_id"), vec![Some("alice".into())]);
+    let x = run.rows("identity_map", "anon_id", "x");
+    assert_eq!(strings(&x, "person_id"), vec![Some("alice".into())]);
+    assert_eq!(bools(&x, "conflict"), vec![Some(true)]);
     assert_eq!(run.manifest()["identity"]["refused_unions"], 1);
 }
 

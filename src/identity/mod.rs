@@ -164,7 +164,9 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
 
     // Union-find over segments [0, S) and users [S, S + U), in event-time order.
     let s = n_segments as u32;
-    let mut labels = vec![NONE; n_segments];
+    // A segment carries its user from the start: by retroactive backfill (§3.2) the whole
+    // segment is that user's, so time order decides only between segments (aliases).
+    let mut labels: Vec<u32> = seg.segments.iter().map(|sg| sg.user).collect();
     labels.extend(0..n_users as u32);
     let mut uf = UnionFind::new(labels);
     let mut segment_refused = vec![false; n_segments];
