@@ -23,10 +23,15 @@ use rand_chacha::ChaCha8Rng;
 
 /// Options of [`generate`].
 pub struct GenOptions {
+    /// number of random humans
     pub persons: usize,
+    /// length of the window, in days, ending on `end_date` (0 is read as 1)
     pub days: u32,
+    /// seed of the ChaCha8 generator
     pub seed: u64,
+    /// last day of the window (UTC), inclusive
     pub end_date: NaiveDate,
+    /// add the hand-made stories (fixed ids such as `anon_phone_ava`, `u_ava`, `h_ava`)
     pub stories: bool,
 }
 
@@ -34,9 +39,13 @@ pub struct GenOptions {
 pub struct SyntheticLake {
     /// one DataFrame per dt partition (UTC date of the rows' ts, except duplicated deliveries, which may land in a later dt)
     pub touches: Vec<(NaiveDate, DataFrame)>,
+    /// raw/events, one DataFrame per dt partition (same rule as `touches`)
     pub events: Vec<(NaiveDate, DataFrame)>,
+    /// raw/users: one row per user id
     pub users: DataFrame,
+    /// raw/orgs: org_id
     pub orgs: DataFrame,
+    /// raw/memberships: user_id, org_id
     pub memberships: DataFrame,
     /// truth/events: event_id (str), human_id (str) — which human produced each event (one row per distinct event_id)
     pub truth_events: DataFrame,
@@ -2571,7 +2580,7 @@ mod tests {
             .unwrap()
             .str()
             .unwrap()
-            .into_iter()
+            .iter()
             .map(|v| v.map(str::to_string))
             .collect()
     }
@@ -2709,7 +2718,7 @@ mod tests {
                     .physical()
                     .clone();
                 let ids = strs(df, "event_id");
-                for (t, id) in ts.into_iter().zip(ids) {
+                for (t, id) in ts.iter().zip(ids) {
                     let t = t.unwrap();
                     assert!(t >= ws && t < we, "event outside window (days={days})");
                     let day = first + TimeDelta::days((t - ws).div_euclid(MS_PER_DAY));
@@ -2732,7 +2741,7 @@ mod tests {
                     .unwrap()
                     .physical()
                     .clone();
-                for t in ts.into_iter() {
+                for t in ts.iter() {
                     let t = t.unwrap().div_euclid(1000);
                     assert!(t >= ws && t < we);
                     assert_eq!(
@@ -2759,6 +2768,7 @@ mod tests {
         let touches: usize = lake.touches.iter().map(|(_, d)| d.height()).sum();
         let per_event = events as f64 / 2000.0;
         let per_touch = touches as f64 / 2000.0;
+        eprintln!("{per_event:.2} events and {per_touch:.2} touches per person");
         assert!(
             (10.0..=15.0).contains(&per_event),
             "{per_event} events per person"
@@ -2841,7 +2851,7 @@ mod tests {
             .datetime()
             .unwrap()
             .physical()
-            .into_iter()
+            .iter()
             .collect();
         let truth: BTreeMap<String, (Option<String>, Option<i64>)> = hs
             .into_iter()

@@ -133,10 +133,7 @@ pub fn first_touch_changes(
     date: NaiveDate,
     persons: &DataFrame,
 ) -> Result<(Option<NaiveDate>, Option<u64>)> {
-    let previous = published_runs(out)?
-        .into_iter()
-        .filter(|d| *d < date)
-        .next_back();
+    let previous = published_runs(out)?.into_iter().rfind(|d| *d < date);
     let Some(prev) = previous else {
         return Ok((None, None));
     };

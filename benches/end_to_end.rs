@@ -1,0 +1,117 @@
+//! End-to-end benchmark: generate a synthetic lake, run each stage of the nightly job on it,
+//! report wall time per stage, events per second and peak memory (VmHWM).
+//!
+//! ```text
+//! cargo bench --bench end_to_end -- --persons 100000 [--days 30] [--lake DIR]
+//! ```
+//! With `--lake DIR` the lake is generated once into DIR and reused by later invocations.
+//! Times are measured, never asserted.
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use lakestitch::config::JobConfig;
+use lakestitch::gen::GenOptions;
+use lakestitch::storage::{Access, Lake};
+use lakestitch::{identity, pipeline, publish, read, stitch};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(()); // `cargo bench -- --list` probes benches
+    }
+    let persons: usize = arg("--persons").map_or(Ok(20_000), |v| v.parse())?;
+    let days: u32 = arg("--days").map_or(Ok(30), |v| v.parse())?;
+    let end = NaiveDate::from_ymd_opt(2026, 11, 21).expect("a date");
+    let tmp = tempfile::tempdir()?;
+    let lake_dir = arg("--lake").map_or_else(|| tmp.path().join("lake"), Into::into);
+    let out_dir = tmp.path().join("out");
+
+    if !lake_dir.join("raw").exists() {
+        let t = Instant::now();
+        let opts = GenOptions {
+            persons,
+            days,
+            seed: 42,
+            end_date: end,
+            stories: false,
+        };
+        let s = pipeline::generate(lake_dir.to_str().expect("utf-8 path"), &opts)?;
+        println!(
+            "gen: {} persons, {} events, {} touches in {:.1}s",
+            persons,
+            s.events,
+            s.touches,
+            t.elapsed().as_secs_f64()
+        );
+    }
+
+    let cfg = JobConfig::new(
+        lake_dir.to_str().expect("utf-8 path"),
+        out_dir.to_str().expect("utf-8 path"),
+        end,
+    );
+    let input = Lake::open(&cfg.input, Access::Read)?;
+    let output = Lake::open(&cfg.output, Access::Write)?;
+    let rss0 = peak_rss_mb();
+    let total = Instant::now();
+
+    let t = Instant::now();
+    let raw = read::read_lake(&input, &cfg)?;
+    let t_read = t.elapsed().as_secs_f64();
+    let events = raw.stats["events"].rows_read;
+
+    let t = Instant::now();
+    let graph = identity::build(&raw, &cfg)?;
+    let t_identity = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let tables = stitch::stitch(&raw, &graph, &cfg)?;
+    let t_stitch = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    for (name, df) in tables.by_name() {
+        if name == "journeys" {
+            publish::write_partitioned(&output, cfg.date, name, df)?;
+        } else {
+            publish::write_table(&output, cfg.date, name, df)?;
+        }
+    }
+    let t_publish = t.elapsed().as_secs_f64();
+    let wall = total.elapsed().as_secs_f64();
+
+    println!("events read      {events}");
+    println!("persons          {}", graph.stats.persons);
+    println!("read             {t_read:8.2}s");
+    println!("identity         {t_identity:8.2}s");
+    println!("stitch           {t_stitch:8.2}s");
+    println!("publish tables   {t_publish:8.2}s");
+    println!(
+        "total            {wall:8.2}s  ({:.0} events/s)",
+        events as f64 / wall
+    );
+    println!(
+        "peak RSS         {:8.0} MB (before the run: {rss0:.0} MB)",
+        peak_rss_mb()
+    );
+    Ok(())
+}
