@@ -24,6 +24,8 @@ EXPECT = {
                       "last_touch": "VARCHAR", "merged_user_id": "VARCHAR",
                       "merged_at": "TIMESTAMP WITH TIME ZONE", "person_id": "VARCHAR"},
     "user_attribution": {"user_id": "VARCHAR", "person_id": "VARCHAR", "first_touch": "VARCHAR",
+                         "first_touch_channel": "VARCHAR", "first_touch_source": "VARCHAR",
+                         "first_touch_medium": "VARCHAR", "first_touch_campaign": "VARCHAR",
                          "first_touch_at": "TIMESTAMP WITH TIME ZONE",
                          "signup_at": "TIMESTAMP WITH TIME ZONE",
                          "first_purchase_at": "TIMESTAMP WITH TIME ZONE"},
@@ -32,6 +34,14 @@ EXPECT = {
                  "raw_user_id": "VARCHAR", "anon_id": "VARCHAR", "org_id": "VARCHAR",
                  "backfilled": "BOOLEAN", "is_conversion": "BOOLEAN", "value": "DOUBLE",
                  "currency": "VARCHAR"},
+    "attribution": {"conversion_event_id": "VARCHAR", "person_id": "VARCHAR", "user_id": "VARCHAR",
+                    "converted_at": "TIMESTAMP WITH TIME ZONE", "value": "DOUBLE",
+                    "currency": "VARCHAR", "model": "VARCHAR",
+                    "touch_at": "TIMESTAMP WITH TIME ZONE", "channel": "VARCHAR",
+                    "source": "VARCHAR", "medium": "VARCHAR", "campaign": "VARCHAR",
+                    "credit": "DOUBLE"},
+    "attribution_summary": {"model": "VARCHAR", "channel": "VARCHAR", "campaign": "VARCHAR",
+                            "conversions_credited": "DOUBLE", "value_credited": "DOUBLE"},
     "quarantine": {"source": "VARCHAR", "file": "VARCHAR", "row_key": "VARCHAR", "reason": "VARCHAR"},
 }
 

@@ -17,6 +17,8 @@ pub struct JobFile {
     pub identity: IdentitySection,
     /// `[touches]`: how touch columns are read.
     pub touches: TouchesSection,
+    /// `[attribution]`: lookback window, time-decay half-life, conversion value columns.
+    pub attribution: AttributionSection,
 }
 
 /// `[lake]`.
@@ -91,6 +93,31 @@ pub struct TouchesSection {
     pub ignore_columns: Vec<String>,
 }
 
+/// `[attribution]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributionSection {
+    /// Only touches at most this many days before a conversion take part (at least 1).
+    pub lookback_days: u32,
+    /// Half-life of the `time_decay` model, in days (> 0).
+    pub half_life_days: f64,
+    /// Events column holding a conversion's value.
+    pub value_column: String,
+    /// Events column holding a conversion's currency.
+    pub currency_column: String,
+}
+
+impl Default for AttributionSection {
+    fn default() -> Self {
+        AttributionSection {
+            lookback_days: 90,
+            half_life_days: 7.0,
+            value_column: "value".into(),
+            currency_column: "currency".into(),
+        }
+    }
+}
+
 /// A validated configuration for one run.
 #[derive(Debug, Clone)]
 pub struct JobConfig {
@@ -108,6 +135,8 @@ pub struct JobConfig {
     pub identity: IdentitySection,
     /// Touch reading options.
     pub touches: TouchesSection,
+    /// Attribution options.
+    pub attribution: AttributionSection,
 }
 
 impl JobFile {
@@ -135,6 +164,24 @@ impl JobFile {
             return Err(Error::Config {
                 file: file.to_string(),
                 message: "key `identity.max_cookies_per_user` must be at least 1".into(),
+            });
+        }
+        let a = &job.attribution;
+        let invalid = if a.lookback_days == 0 {
+            Some("key `attribution.lookback_days` must be at least 1")
+        } else if !(a.half_life_days.is_finite() && a.half_life_days > 0.0) {
+            Some("key `attribution.half_life_days` must be a number greater than 0")
+        } else if a.value_column.trim().is_empty() {
+            Some("key `attribution.value_column` must not be empty")
+        } else if a.currency_column.trim().is_empty() {
+            Some("key `attribution.currency_column` must not be empty")
+        } else {
+            None
+        };
+        if let Some(message) = invalid {
+            return Err(Error::Config {
+                file: file.to_string(),
+                message: message.into(),
             });
         }
         Ok(job)
@@ -165,6 +212,7 @@ impl JobFile {
             events: self.events,
             identity: self.identity,
             touches: self.touches,
+            attribution: self.attribution,
         }
     }
 }
@@ -205,5 +253,46 @@ mod tests {
         assert_eq!(job.events.alias, "$create_alias");
         assert_eq!(job.events.conversions, vec!["purchase_completed"]);
         assert_eq!(job.identity.max_cookies_per_user, 500);
+        assert_eq!(job.attribution, AttributionSection::default());
+        assert_eq!(job.attribution.lookback_days, 90);
+        assert_eq!(job.attribution.half_life_days, 7.0);
+        assert_eq!(job.attribution.value_column, "value");
+        assert_eq!(job.attribution.currency_column, "currency");
+    }
+
+    #[test]
+    fn attribution_section_is_read_and_validated() {
+        let job = JobFile::parse(
+            "[attribution]\nlookback_days = 30\nhalf_life_days = 1.5\nvalue_column = \"revenue\"\n",
+            "j",
+        )
+        .unwrap();
+        assert_eq!(job.attribution.lookback_days, 30);
+        assert_eq!(job.attribution.half_life_days, 1.5);
+        assert_eq!(job.attribution.value_column, "revenue");
+        assert_eq!(job.attribution.currency_column, "currency");
+        let cfg = job.into_config("j", None, None, None);
+        assert_eq!(cfg.attribution.lookback_days, 30);
+        // An integer half-life is read as days too.
+        let job = JobFile::parse("[attribution]\nhalf_life_days = 3\n", "j").unwrap();
+        assert_eq!(job.attribution.half_life_days, 3.0);
+        for (text, key) in [
+            ("lookback_days = 0", "attribution.lookback_days"),
+            ("half_life_days = 0.0", "attribution.half_life_days"),
+            ("half_life_days = -1.0", "attribution.half_life_days"),
+            ("half_life_days = nan", "attribution.half_life_days"),
+            ("value_column = \" \"", "attribution.value_column"),
+            ("currency_column = \"\"", "attribution.currency_column"),
+            ("lookback = 3", "lookback"),
+        ] {
+            let err =
+                JobFile::parse(&format!("[attribution]\n{text}\n"), "jobs/x.toml").unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(key) && msg.contains("jobs/x.toml"),
+                "{text}: {msg}"
+            );
+            assert_eq!(err.exit_code(), crate::error::ExitCode::BadInput);
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! Attribution models and ad-platform exports slot in between `stitch` and `publish`.
 #![warn(missing_docs)]
 
+pub mod attribute;
 pub mod config;
 pub mod error;
 pub mod gen;

@@ -1,15 +1,14 @@
-//! The nightly run, stage by stage: read → identity → stitch → publish.
+//! The nightly run, stage by stage: read → identity → stitch → attribute → publish.
 //!
-//! Attribution (models over `journeys` and touches) and ad-platform exports are the stages
-//! that come between `stitch` and `publish`; each will take the stitched tables and return
-//! its own typed output for `publish` to write.
+//! Ad-platform exports are the stage that comes between `attribute` and `publish`: it takes
+//! the stitched tables and returns its own typed output for `publish` to write.
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::publish::{self, manifest::Changes, Manifest};
 use crate::storage::{Access, Lake};
-use crate::{identity, read, stitch};
+use crate::{attribute, identity, read, stitch};
 
 /// What a successful run published.
 #[derive(Debug, Clone)]
@@ -21,7 +20,7 @@ pub struct RunSummary {
 }
 
 /// Number of progress stages of a run.
-pub const STAGES: u64 = 5;
+pub const STAGES: u64 = 6;
 
 /// Run the job: open the locations, then [`run_with`].
 pub fn run(cfg: &JobConfig, progress: &Progress) -> Result<RunSummary> {
@@ -48,7 +47,10 @@ pub fn run_with(
     progress.stage(3, "stitch: journeys and touches");
     let tables = stitch::stitch(&raw, &graph, cfg)?;
 
-    progress.stage(4, "publish: tables");
+    progress.stage(4, "attribute: channels and models");
+    let attribution = attribute_stage(&raw, &graph, &tables, cfg)?;
+
+    progress.stage(5, "publish: tables");
     let date = cfg.date;
     publish::clear_run(output, date)?;
     let mut outputs = std::collections::BTreeMap::new();
@@ -60,13 +62,22 @@ pub fn run_with(
         };
         outputs.insert(name.to_string(), stat);
     }
+    for (name, df) in [
+        ("attribution", &attribution.attribution),
+        ("attribution_summary", &attribution.summary),
+    ] {
+        outputs.insert(
+            name.to_string(),
+            publish::write_table(output, date, name, df)?,
+        );
+    }
     outputs.insert(
         "quarantine".to_string(),
         publish::write_table(output, date, "quarantine", &raw.quarantine)?,
     );
     let (previous, changed) = publish::first_touch_changes(output, date, &tables.persons)?;
 
-    progress.stage(5, "publish: manifest, _SUCCESS, latest");
+    progress.stage(6, "publish: manifest, _SUCCESS, latest");
     let manifest = Manifest {
         run_date: date.format("%Y-%m-%d").to_string(),
         status: "succeeded".into(),
@@ -79,6 +90,7 @@ pub fn run_with(
         inputs: raw.stats.clone(),
         identity: graph.stats.clone(),
         stitch: tables.stats.clone(),
+        attribution: attribution.stats.clone(),
         outputs,
         changes: Changes {
             previous_run: previous.map(|d| d.format("%Y-%m-%d").to_string()),
@@ -90,6 +102,32 @@ pub fn run_with(
         run_path: publish::run_prefix(date),
         manifest,
     })
+}
+
+/// Credit every conversion of the run to the touches of its person, under every model.
+fn attribute_stage(
+    raw: &read::RawLake,
+    graph: &identity::IdentityGraph,
+    tables: &stitch::Tables,
+    cfg: &JobConfig,
+) -> Result<attribute::Attribution> {
+    let conversions = attribute::conversions_from_events(
+        &raw.events,
+        &graph.event_person,
+        &cfg.events.conversions,
+    )?;
+    let (person_ids, person_users) = stitch::person_columns(graph)?;
+    let input = attribute::AttributionInput {
+        touches: &raw.touches,
+        extra_keys: &raw.touch_extra_keys,
+        classified: Some(&tables.touch_channels),
+        touch_person: &graph.touch_person,
+        counting: &tables.touch_counts,
+        person_ids: &person_ids,
+        person_users: &person_users,
+        conversions: &conversions,
+    };
+    attribute::attribute(&input, &cfg.attribution)
 }
 
 /// Every source's counts must add up before anything is published.

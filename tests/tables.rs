@@ -64,12 +64,14 @@ fn story_lake() -> TestLake {
     lake
 }
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 8] = [
     "identity_map",
     "persons",
     "anon_visitors",
     "user_attribution",
     "journeys",
+    "attribution",
+    "attribution_summary",
     "quarantine",
 ];
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod attribution;
 mod cli;
 mod identity_rules;
 mod properties;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::attribute::AttributionStats;
 use crate::identity::IdentityStats;
 use crate::read::{FileStat, SourceStats};
 use crate::stitch::StitchStats;
@@ -52,6 +53,8 @@ pub struct Manifest {
     pub identity: IdentityStats,
     /// Stitching counts.
     pub stitch: StitchStats,
+    /// Attribution counts.
+    pub attribution: AttributionStats,
     /// Per table: rows and files.
     pub outputs: BTreeMap<String, TableStat>,
     /// Changes since the previous run.

@@ -102,7 +102,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     }
     let (users, s) = read_users(lake, &mut quarantine)?;
     stats.insert("users".to_string(), s);
-    let (events, s) = read_events(lake, cfg.date, &orgs, memberships.as_ref(), &mut quarantine)?;
+    let (events, s) = read_events(lake, cfg, &orgs, memberships.as_ref(), &mut quarantine)?;
     stats.insert("events".to_string(), s);
     let (touches, touch_extra_keys, s) = read_touches(lake, cfg, &mut quarantine)?;
     stats.insert("touches".to_string(), s);
@@ -188,6 +188,7 @@ fn read_source(
     spec: &[ColumnSpec],
     date: Option<NaiveDate>,
     extra_strings: bool,
+    renames: &[(String, &'static str)],
 ) -> Result<(DataFrame, Vec<FileStat>, bool)> {
     let files = list_files(lake, source, date)?;
     let present = !files.is_empty();
@@ -195,7 +196,7 @@ fn read_source(
     let mut stats = Vec::with_capacity(files.len());
     for (path, dt) in &files {
         let bytes = lake.get(path)?;
-        let df = schema::read_file(bytes, path, dt, spec, extra_strings)?;
+        let df = schema::read_file(bytes, path, dt, spec, extra_strings, renames)?;
         stats.push(FileStat {
             path: path.clone(),
             rows: df.height() as u64,
@@ -341,7 +342,7 @@ fn dedup_first(df: DataFrame, key: &[&str]) -> Result<(DataFrame, u64)> {
 }
 
 fn read_orgs(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(Vec<String>, SourceStats)> {
-    let (df, files, _) = read_source(lake, "orgs", schema::ORGS, None, false)?;
+    let (df, files, _) = read_source(lake, "orgs", schema::ORGS, None, false, &[])?;
     let mut st = SourceStats {
         rows_read: df.height() as u64,
         files,
@@ -379,7 +380,8 @@ fn read_memberships(
     lake: &Lake,
     q: &mut Vec<DataFrame>,
 ) -> Result<(Option<DataFrame>, Option<SourceStats>)> {
-    let (df, files, present) = read_source(lake, "memberships", schema::MEMBERSHIPS, None, false)?;
+    let (df, files, present) =
+        read_source(lake, "memberships", schema::MEMBERSHIPS, None, false, &[])?;
     if !present {
         return Ok((None, None));
     }
@@ -414,7 +416,7 @@ fn read_memberships(
 }
 
 fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceStats)> {
-    let (df, files, _) = read_source(lake, "users", schema::USERS, None, false)?;
+    let (df, files, _) = read_source(lake, "users", schema::USERS, None, false, &[])?;
     let mut st = SourceStats {
         rows_read: df.height() as u64,
         files,
@@ -444,12 +446,28 @@ fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceS
 
 fn read_events(
     lake: &Lake,
-    date: NaiveDate,
+    cfg: &JobConfig,
     orgs: &[String],
     memberships: Option<&DataFrame>,
     q: &mut Vec<DataFrame>,
 ) -> Result<(DataFrame, SourceStats)> {
-    let (df, files, _) = read_source(lake, "events", schema::EVENTS, Some(date), false)?;
+    // The job may name other columns for a conversion's value and currency.
+    let renames: Vec<(String, &'static str)> = [
+        (&cfg.attribution.value_column, "value"),
+        (&cfg.attribution.currency_column, "currency"),
+    ]
+    .into_iter()
+    .filter(|(from, to)| from.as_str() != *to)
+    .map(|(from, to)| (from.clone(), to))
+    .collect();
+    let (df, files, _) = read_source(
+        lake,
+        "events",
+        schema::EVENTS,
+        Some(cfg.date),
+        false,
+        &renames,
+    )?;
     let mut st = SourceStats {
         rows_read: df.height() as u64,
         files,
@@ -647,7 +665,7 @@ fn read_touches(
     cfg: &JobConfig,
     q: &mut Vec<DataFrame>,
 ) -> Result<(DataFrame, Vec<String>, SourceStats)> {
-    let (df, files, _) = read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true)?;
+    let (df, files, _) = read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true, &[])?;
     let mut st = SourceStats {
         rows_read: df.height() as u64,
         files,

@@ -167,14 +167,23 @@ pub const DT_COL: &str = "_dt";
 /// Read one Parquet file into the canonical columns of `spec`.
 ///
 /// With `extra_strings`, string columns not in `spec` are kept too (touches: attribution keys
-/// no one has invented yet); other extra columns are ignored.
+/// no one has invented yet); other extra columns are ignored. `renames` maps a file column onto
+/// a spec column (`(file_name, spec_name)`, e.g. the job's conversion value column onto
+/// `value`); the file's own column of that spec name is then ignored.
 pub fn read_file(
     bytes: Bytes,
     file: &str,
     dt: &str,
     spec: &[ColumnSpec],
     extra_strings: bool,
+    renames: &[(String, &'static str)],
 ) -> Result<DataFrame> {
+    let source_of = |c: &ColumnSpec| -> String {
+        renames
+            .iter()
+            .find(|(_, to)| *to == c.name)
+            .map_or_else(|| c.name.to_string(), |(from, _)| from.clone())
+    };
     let unreadable =
         |e: PolarsError| Error::bad_input(file, format!("not a readable Parquet file ({e})"));
     let mut reader = ParquetReader::new(Cursor::new(bytes));
@@ -183,12 +192,13 @@ pub fn read_file(
 
     let mut wanted: Vec<String> = Vec::new();
     for c in spec {
-        if present.iter().any(|p| p == c.name) {
-            wanted.push(c.name.to_string());
+        let source = source_of(c);
+        if present.contains(&source) {
+            wanted.push(source);
         } else if c.required {
             return Err(Error::schema(
                 file,
-                c.name,
+                source,
                 c.kind.expected(),
                 "no such column",
             ));
@@ -214,15 +224,16 @@ pub fn read_file(
 
     let mut columns: Vec<Column> = Vec::with_capacity(spec.len() + 3);
     for c in spec {
-        let col = match df.column(c.name) {
-            Ok(col) => conform(col.as_materialized_series(), c, file)?,
+        let source = source_of(c);
+        let col = match df.column(&source) {
+            Ok(col) => conform(col.as_materialized_series(), c, &source, file)?,
             Err(_) => Series::full_null(c.name.into(), height, &c.kind.canonical()),
         };
         columns.push(col.into());
     }
     for name in wanted
         .iter()
-        .filter(|n| !spec.iter().any(|c| c.name == n.as_str()))
+        .filter(|n| !spec.iter().any(|c| source_of(c) == n.as_str()))
     {
         let s = df.column(name)?.as_materialized_series().clone();
         columns.push(s.cast(&DataType::String)?.into());
@@ -242,9 +253,10 @@ pub fn read_file(
     Ok(DataFrame::new(height, columns)?)
 }
 
-/// Check one column's type and convert it to the canonical type.
-fn conform(s: &Series, c: &ColumnSpec, file: &str) -> Result<Series> {
-    let wrong = |dtype: &DataType| Error::schema(file, c.name, c.kind.expected(), dtype);
+/// Check one column's type and convert it to the canonical type (`source` is its name in the
+/// file, for messages).
+fn conform(s: &Series, c: &ColumnSpec, source: &str, file: &str) -> Result<Series> {
+    let wrong = |dtype: &DataType| Error::schema(file, source, c.kind.expected(), dtype);
     let dtype = s.dtype();
     if matches!(dtype, DataType::Null) {
         return Ok(Series::full_null(
@@ -275,7 +287,7 @@ fn conform(s: &Series, c: &ColumnSpec, file: &str) -> Result<Series> {
         Kind::Int64 | Kind::Int32 => {
             if dtype.is_integer() {
                 s.strict_cast(&c.kind.canonical()).map_err(|_| {
-                    Error::schema(file, c.name, c.kind.expected(), "integers out of range")
+                    Error::schema(file, source, c.kind.expected(), "integers out of range")
                 })?
             } else {
                 return Err(wrong(dtype));

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 use serde::Serialize;
 
+use crate::attribute::channel::{channel_columns, classify_touches};
 use crate::config::JobConfig;
 use crate::error::Result;
 use crate::identity::union_find::NONE;
@@ -31,6 +32,10 @@ pub struct Tables {
     pub user_attribution: DataFrame,
     /// One row per used event, with a `dt` column (UTC date of `ts`) to partition by.
     pub journeys: DataFrame,
+    /// Whether each touch (row of `RawLake::touches`) counts (contract §3.4).
+    pub touch_counts: BooleanChunked,
+    /// Channel, source, medium and campaign of each touch (GA4 default channel group).
+    pub touch_channels: DataFrame,
     /// Counts.
     pub stats: StitchStats,
 }
@@ -74,6 +79,21 @@ fn opt_str(name: &str, values: Vec<Option<String>>) -> Series {
     Series::new(name.into(), values)
 }
 
+/// `person_id` and `user_id` (nullable) of every person, in person index order.
+pub fn person_columns(graph: &IdentityGraph) -> Result<(Series, Series)> {
+    let person_ids = Series::new(
+        "person_id".into(),
+        graph
+            .persons
+            .iter()
+            .map(|p| p.person_id.as_str())
+            .collect::<Vec<_>>(),
+    );
+    let person_user_idx: Vec<u32> = graph.persons.iter().map(|p| p.user).collect();
+    let person_users = gather(&graph.user_ids, &person_user_idx, "user_id")?;
+    Ok((person_ids, person_users))
+}
+
 /// First and last counting touch per owner (person or cookie).
 struct FirstLast {
     first: Vec<u32>,
@@ -106,6 +126,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     // Touches: which count, and the first / last per person and per cookie (rows are in time
     // order, so the first seen is the earliest and the last seen the latest).
     let counts = touches::counting(&raw.touches, &raw.touch_extra_keys)?;
+    let touch_channels = classify_touches(&raw.touches, &raw.touch_extra_keys)?;
     let touch_ts: Vec<i64> = raw
         .touches
         .column("ts")?
@@ -149,16 +170,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     let ts_of = |row: u32| (row != NONE).then(|| touch_ts[row as usize]);
 
     // Person ids and users, in person index order.
-    let person_ids = Series::new(
-        "person_id".into(),
-        graph
-            .persons
-            .iter()
-            .map(|p| p.person_id.as_str())
-            .collect::<Vec<_>>(),
-    );
-    let person_user_idx: Vec<u32> = graph.persons.iter().map(|p| p.user).collect();
-    let person_users = gather(&graph.user_ids, &person_user_idx, "user_id")?;
+    let (person_ids, person_users) = person_columns(graph)?;
     stats.persons_with_first_touch = by_person.first.iter().filter(|&&r| r != NONE).count() as u64;
 
     // persons
@@ -457,7 +469,8 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     let up = &graph.user_person;
     let ft_row: Vec<u32> = up.iter().map(|&p| by_person.first[p as usize]).collect();
     let lt_row: Vec<u32> = up.iter().map(|&p| by_person.last[p as usize]).collect();
-    let null_str = |name: &str| Series::full_null(name.into(), n_users, &DataType::String);
+    let mut first_channel = channel_columns(&touch_channels, &ft_row, "first_touch_")?.into_iter();
+    let mut next_channel = || first_channel.next().expect("four channel columns");
     let user_attribution = DataFrame::new(
         n_users,
         vec![
@@ -466,10 +479,10 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
             opt_str("first_touch", ft_row.iter().map(|&r| json_of(r)).collect()).into(),
             opt_str("last_touch", lt_row.iter().map(|&r| json_of(r)).collect()).into(),
             ts_series("first_touch_at", ft_row.iter().map(|&r| ts_of(r)).collect())?.into(),
-            null_str("first_touch_channel").into(),
-            null_str("first_touch_source").into(),
-            null_str("first_touch_medium").into(),
-            null_str("first_touch_campaign").into(),
+            next_channel(),
+            next_channel(),
+            next_channel(),
+            next_channel(),
             ts_series(
                 "signup_at",
                 up.iter().map(|&p| signup_at[p as usize]).collect(),
@@ -495,6 +508,8 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         anon_visitors,
         user_attribution,
         journeys,
+        touch_counts: counts,
+        touch_channels,
         stats,
     })
 }
