@@ -19,6 +19,18 @@ pub struct JobFile {
     pub touches: TouchesSection,
     /// `[attribution]`: lookback window, time-decay half-life, conversion value columns.
     pub attribution: AttributionSection,
+    /// `[exports.meta]`, `[exports.google]`: ad-platform export settings.
+    pub exports: ExportsSection,
+}
+
+/// `[exports]`: one sub-section per ad platform.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportsSection {
+    /// `[exports.meta]`: Meta Conversions API.
+    pub meta: crate::export::meta::MetaSettings,
+    /// `[exports.google]`: Google Ads click conversions and Data Manager.
+    pub google: crate::export::google::GoogleSettings,
 }
 
 /// `[lake]`.
@@ -137,6 +149,8 @@ pub struct JobConfig {
     pub touches: TouchesSection,
     /// Attribution options.
     pub attribution: AttributionSection,
+    /// Ad-platform export settings.
+    pub exports: ExportsSection,
 }
 
 impl JobFile {
@@ -184,6 +198,18 @@ impl JobFile {
                 message: message.into(),
             });
         }
+        let exports = [
+            ("exports.meta", job.exports.meta.validate()),
+            ("exports.google", job.exports.google.validate()),
+        ];
+        for (section, checked) in exports {
+            if let Err(e) = checked {
+                return Err(Error::Config {
+                    file: file.to_string(),
+                    message: format!("[{section}] {e}"),
+                });
+            }
+        }
         Ok(job)
     }
 
@@ -213,6 +239,7 @@ impl JobFile {
             identity: self.identity,
             touches: self.touches,
             attribution: self.attribution,
+            exports: self.exports,
         }
     }
 }

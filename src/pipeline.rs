@@ -1,14 +1,15 @@
-//! The nightly run, stage by stage: read → identity → stitch → attribute → publish.
+//! The nightly run, stage by stage: read → identity → stitch → attribute → export → publish.
 //!
-//! Ad-platform exports are the stage that comes between `attribute` and `publish`: it takes
-//! the stitched tables and returns its own typed output for `publish` to write.
+//! Storage is touched only by `read` (the raw lake), `publish` (tables, export files, manifest,
+//! markers) and the export ledger under `state/`, read before the export stage and written
+//! after the run is published.
 
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::publish::{self, manifest::Changes, Manifest};
 use crate::storage::{Access, Lake};
-use crate::{attribute, identity, read, stitch};
+use crate::{attribute, export, identity, read, stitch};
 
 /// What a successful run published.
 #[derive(Debug, Clone)]
@@ -20,7 +21,7 @@ pub struct RunSummary {
 }
 
 /// Number of progress stages of a run.
-pub const STAGES: u64 = 6;
+pub const STAGES: u64 = 7;
 
 /// Run the job: open the locations, then [`run_with`].
 pub fn run(cfg: &JobConfig, progress: &Progress) -> Result<RunSummary> {
@@ -50,7 +51,12 @@ pub fn run_with(
     progress.stage(4, "attribute: channels and models");
     let attribution = attribute_stage(&raw, &graph, &tables, cfg)?;
 
-    progress.stage(5, "publish: tables");
+    progress.stage(5, "export: ad-platform files");
+    let ledger = publish::read_ledger(output)?;
+    let conversions = export::gather::conversions(&raw, &graph, &cfg.events.conversions)?;
+    let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
+
+    progress.stage(6, "publish: tables and export files");
     let date = cfg.date;
     publish::clear_run(output, date)?;
     let mut outputs = std::collections::BTreeMap::new();
@@ -75,9 +81,10 @@ pub fn run_with(
         "quarantine".to_string(),
         publish::write_table(output, date, "quarantine", &raw.quarantine)?,
     );
+    let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;
     let (previous, changed) = publish::first_touch_changes(output, date, &tables.persons)?;
 
-    progress.stage(6, "publish: manifest, _SUCCESS, latest");
+    progress.stage(7, "publish: manifest, _SUCCESS, latest");
     let manifest = Manifest {
         run_date: date.format("%Y-%m-%d").to_string(),
         status: "succeeded".into(),
@@ -92,12 +99,15 @@ pub fn run_with(
         stitch: tables.stats.clone(),
         attribution: attribution.stats.clone(),
         outputs,
+        exports: export_stats,
         changes: Changes {
             previous_run: previous.map(|d| d.format("%Y-%m-%d").to_string()),
             first_touch_changed: changed,
         },
     };
     publish::commit(output, date, &manifest)?;
+    // Only a published run counts as exported.
+    publish::write_ledger(output, &ledger.updated(date, exports.exported()))?;
     Ok(RunSummary {
         run_path: publish::run_prefix(date),
         manifest,

@@ -39,6 +39,7 @@ pub struct Ev {
     pub currency: Option<String>,
     pub email: Option<String>,
     pub properties: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// An event `id` named `event` at `ts` from cookie `anon` and user `user`.
@@ -172,6 +173,7 @@ pub fn events_frame(rows: &[Ev]) -> DataFrame {
             strs("currency", g(|e| e.currency.clone())),
             strs("email", g(|e| e.email.clone())),
             strs("properties", g(|e| e.properties.clone())),
+            strs("user_agent", g(|e| e.user_agent.clone())),
         ],
     )
     .unwrap()

@@ -5,6 +5,7 @@ mod common;
 
 mod attribution;
 mod cli;
+mod exports;
 mod identity_rules;
 mod properties;
 mod tables;

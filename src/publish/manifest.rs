@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::attribute::AttributionStats;
+use crate::export::Skipped;
 use crate::identity::IdentityStats;
 use crate::read::{FileStat, SourceStats};
 use crate::stitch::StitchStats;
@@ -16,6 +17,34 @@ pub struct TableStat {
     pub rows: u64,
     /// Files written, relative to the output location.
     pub files: Vec<FileStat>,
+}
+
+/// One ad platform's export.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ExportStat {
+    /// Conversions of the run (exported + every reason of `skipped` but `bad_email` and
+    /// `bad_phone`, which count values left out of conversions).
+    pub conversions: u64,
+    /// Conversions exported.
+    pub exported: u64,
+    /// Files written (for Meta and the Data Manager, `rows` is the number of events).
+    pub files: Vec<FileStat>,
+    /// Conversions (and values) left out, by reason.
+    pub skipped: Skipped,
+    /// Google only: the click conversion upload file's own count and reasons (it holds the
+    /// conversions with a gclid in the window; the others may still go through the Data
+    /// Manager).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub click_conversions: Option<ClickConversionsStat>,
+}
+
+/// The Google click conversion upload file's counts.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClickConversionsStat {
+    /// Rows of the file.
+    pub exported: u64,
+    /// Conversions not in the file, by reason.
+    pub skipped: Skipped,
 }
 
 /// Changes since the previous published run.
@@ -57,6 +86,8 @@ pub struct Manifest {
     pub attribution: AttributionStats,
     /// Per table: rows and files.
     pub outputs: BTreeMap<String, TableStat>,
+    /// Per ad platform: conversions exported, files written, conversions left out by reason.
+    pub exports: BTreeMap<String, ExportStat>,
     /// Changes since the previous run.
     pub changes: Changes,
 }

@@ -16,7 +16,10 @@ use polars::prelude::*;
 use crate::error::Result;
 use crate::read::FileStat;
 use crate::storage::Lake;
-pub use manifest::{Manifest, TableStat};
+pub use manifest::{ClickConversionsStat, ExportStat, Manifest, TableStat};
+
+use crate::export::ledger::{Ledger, LEDGER_PATH};
+use crate::export::{batch_file_name, Exports};
 
 /// `runs/<date>` for a run date.
 pub fn run_prefix(date: NaiveDate) -> String {
@@ -159,6 +162,88 @@ pub fn first_touch_changes(
         .filter(col("_new").is_null().or(col("_new").neq(col("_old"))))
         .collect()?;
     Ok((Some(prev), Some(joined.height() as u64)))
+}
+
+/// Write the run's ad-platform files under `runs/<date>/exports/`: Meta batches, the Google
+/// click conversion file (always, with its header) and the Data Manager batches.
+pub fn write_exports(
+    out: &Lake,
+    date: NaiveDate,
+    exports: &Exports,
+    conversions: u64,
+) -> Result<std::collections::BTreeMap<String, ExportStat>> {
+    let base = format!("{}/exports", run_prefix(date));
+    let put = |path: String, body: &str, rows: usize| -> Result<FileStat> {
+        out.put(&path, Bytes::from(body.to_string()))?;
+        Ok(FileStat {
+            path,
+            rows: rows as u64,
+        })
+    };
+    let batch_rows = |n: usize, size: usize, i: usize| (n - i * size).min(size);
+    let mut meta_files = Vec::new();
+    let n = exports.meta.exported.len();
+    for (i, body) in exports.meta.batches.iter().enumerate() {
+        let rows = batch_rows(n, crate::export::meta::MAX_EVENTS, i);
+        meta_files.push(put(
+            format!("{base}/meta/{}", batch_file_name(i)),
+            body,
+            rows,
+        )?);
+    }
+    let g = &exports.google;
+    let mut google_files = vec![put(
+        format!("{base}/google/click_conversions.csv"),
+        &g.click_csv.body,
+        g.click_csv.rows,
+    )?];
+    let n = g.data_manager.exported.len();
+    for (i, body) in g.data_manager.batches.iter().enumerate() {
+        let rows = batch_rows(n, crate::export::google::MAX_EVENTS, i);
+        google_files.push(put(
+            format!("{base}/google/data_manager/{}", batch_file_name(i)),
+            body,
+            rows,
+        )?);
+    }
+    Ok(std::collections::BTreeMap::from([
+        (
+            "meta".to_string(),
+            ExportStat {
+                conversions,
+                exported: exports.meta.exported.len() as u64,
+                files: meta_files,
+                skipped: exports.meta.skipped,
+                click_conversions: None,
+            },
+        ),
+        (
+            "google".to_string(),
+            ExportStat {
+                conversions,
+                exported: g.exported().len() as u64,
+                files: google_files,
+                skipped: *g.skipped(),
+                click_conversions: Some(ClickConversionsStat {
+                    exported: g.click_csv.rows as u64,
+                    skipped: g.click_csv.skipped,
+                }),
+            },
+        ),
+    ]))
+}
+
+/// The export ledger under `state/` (empty before the first published run).
+pub fn read_ledger(out: &Lake) -> Result<Ledger> {
+    match out.get_opt(LEDGER_PATH)? {
+        Some(bytes) => Ledger::from_frame(&ParquetReader::new(Cursor::new(bytes)).finish()?),
+        None => Ok(Ledger::default()),
+    }
+}
+
+/// Replace the export ledger (after the run is published).
+pub fn write_ledger(out: &Lake, ledger: &Ledger) -> Result<()> {
+    out.put(LEDGER_PATH, parquet_bytes(&ledger.to_frame()?)?)
 }
 
 /// Mark the run published: `_SUCCESS` (create-only), then move `latest` forward.
