@@ -53,7 +53,7 @@ pub fn run_with(
 
     progress.stage(5, "export: ad-platform files");
     let ledger = publish::read_ledger(output)?;
-    let conversions = export::gather::conversions(&raw, &graph, &cfg.events.conversions)?;
+    let conversions = export::gather::conversions(&raw, &graph, &tables, &cfg.events.conversions)?;
     let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
 
     progress.stage(6, "publish: tables and export files");
@@ -126,15 +126,14 @@ fn attribute_stage(
         &graph.event_person,
         &cfg.events.conversions,
     )?;
-    let (person_ids, person_users) = stitch::person_columns(graph)?;
     let input = attribute::AttributionInput {
         touches: &raw.touches,
         extra_keys: &raw.touch_extra_keys,
         classified: Some(&tables.touch_channels),
         touch_person: &graph.touch_person,
         counting: &tables.touch_counts,
-        person_ids: &person_ids,
-        person_users: &person_users,
+        person_ids: &tables.person_ids,
+        person_users: &tables.person_users,
         conversions: &conversions,
     };
     attribute::attribute(&input, &cfg.attribution)

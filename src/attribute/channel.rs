@@ -1108,7 +1108,7 @@ mod tests {
     #[test]
     fn hosts_match_the_counting_regex() {
         // The expression `counting()` extracts hosts with.
-        const HOST_RE: &str = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?([^/?#:]+)";
+        use crate::stitch::touches::HOST_RE;
         let urls = [
             "https://www.google.com/search?q=1",
             "http://user:pw@Example.com:8080/x",

@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::identity::union_find::NONE;
 use crate::identity::IdentityGraph;
 use crate::read::RawLake;
+use crate::stitch::Tables;
 
 /// Keys of `properties` that hold the conversion's page URL, in order of preference.
 pub const PAGE_URL_KEYS: [&str; 4] = ["url", "page_url", "$current_url", "href"];
@@ -26,6 +27,7 @@ pub const PAGE_URL_KEYS: [&str; 4] = ["url", "page_url", "$current_url", "href"]
 pub fn conversions(
     raw: &RawLake,
     graph: &IdentityGraph,
+    tables: &Tables,
     conversion_events: &[String],
 ) -> Result<Vec<Conversion>> {
     let events = &raw.events;
@@ -43,7 +45,7 @@ pub fn conversions(
         "properties",
     ])?;
     ev.with_column(Column::new("person".into(), graph.event_person.clone()))?;
-    let (_, person_users) = crate::stitch::person_columns(graph)?;
+    let person_users = &tables.person_users;
     let oversized: Vec<bool> = graph.persons.iter().map(|p| p.oversized).collect();
     let persons = DataFrame::new(
         person_users.len(),
@@ -52,7 +54,7 @@ pub fn conversions(
                 "person".into(),
                 (0..person_users.len() as u32).collect::<Vec<_>>(),
             ),
-            person_users.with_name("user_id".into()).into(),
+            person_users.clone().with_name("user_id".into()).into(),
             Column::new("oversized".into(), oversized),
         ],
     )?;

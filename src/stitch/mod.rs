@@ -36,6 +36,10 @@ pub struct Tables {
     pub touch_counts: BooleanChunked,
     /// Channel, source, medium and campaign of each touch (GA4 default channel group).
     pub touch_channels: DataFrame,
+    /// `person_id` of each person, in person index order.
+    pub person_ids: Series,
+    /// `user_id` (nullable) of each person, in person index order.
+    pub person_users: Series,
     /// Counts.
     pub stats: StitchStats,
 }
@@ -80,7 +84,7 @@ fn opt_str(name: &str, values: Vec<Option<String>>) -> Series {
 }
 
 /// `person_id` and `user_id` (nullable) of every person, in person index order.
-pub fn person_columns(graph: &IdentityGraph) -> Result<(Series, Series)> {
+fn person_columns(graph: &IdentityGraph) -> Result<(Series, Series)> {
     let person_ids = Series::new(
         "person_id".into(),
         graph
@@ -510,6 +514,8 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         journeys,
         touch_counts: counts,
         touch_channels,
+        person_ids,
+        person_users,
         stats,
     })
 }

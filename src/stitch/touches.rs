@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use crate::error::Result;
 use crate::read::schema::{CLICK_IDS, TOUCHES, UTMS};
 
-const HOST_RE: &str = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?([^/?#:]+)";
+/// Host of an absolute URL (scheme, optional userinfo, host), as a polars regex.
+pub const HOST_RE: &str = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?([^/?#:]+)";
 
 fn non_empty(name: &str) -> Expr {
     col(name)
