@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use crate::common::*;
-
+use lakestitch::config::{JobConfig, JobFile};
 use lakestitch::pipeline;
 use lakestitch::progress::Progress;
 use lakestitch::read::schema;
-use lakestitch::ExitCode;
+use lakestitch::{Error, ExitCode};
 use polars::prelude::*;
 
 /// The date of the good run every refusal test publishes first.
@@ -339,4 +339,329 @@ fn schema_drift_units_zones_and_nullability_differ_across_files() {
     assert_eq!(strings(&j, "event"), vec![Some("page_viewed".into()); 3]);
     let seq: Vec<Option<i64>> = j.column("seq").unwrap().i64().unwrap().iter().collect();
     assert_eq!(seq, vec![Some(1), Some(2), Some(3)]);
+}
+
+// ---- quarantined or counted: rows the run cannot use ----------------------------------------
+
+/// A lake holding every quarantine reason of every source, and the other counted oddities.
+fn mixed_lake() -> TestLake {
+    let mut lake = TestLake::new();
+    let long_id = "x".repeat(1025);
+    let long_blob = format!("{{\"k\":\"{}\"}}", "v".repeat(70_000));
+    let e = |id: &str, ts: &str, anon: Option<&str>, user: Option<&str>| {
+        ev(id, "page_viewed", ts, anon, user)
+    };
+    let mut missing_id = e("x", "2026-11-02T09:00:00Z", Some("a"), None);
+    missing_id.event_id = None;
+    let mut blank_id = e("x", "2026-11-02T09:00:00Z", Some("a"), None);
+    blank_id.event_id = Some("   ".into());
+    let mut missing_event = e("no_name", "2026-11-02T09:00:00Z", Some("a"), None);
+    missing_event.event = Some(" ".into());
+    let mut missing_ts = e("no_ts", "2026-11-02T09:00:00Z", Some("a"), None);
+    missing_ts.ts = None;
+    lake.events(
+        "2026-11-01",
+        &[
+            e("ok1", "2026-11-01T09:00:00Z", Some("a"), Some("u1")),
+            e("dup", "2026-11-01T09:01:00Z", Some("a"), None),
+            e("dup_conflict", "2026-11-01T09:02:00Z", Some("a"), None),
+        ],
+    );
+    lake.events(
+        "2026-11-02",
+        &[
+            // Repeated deliveries: one identical, one with different content.
+            e("dup", "2026-11-01T09:01:00Z", Some("a"), None),
+            e("dup_conflict", "2026-11-01T09:03:00Z", Some("a"), None),
+            missing_id,
+            blank_id,
+            missing_event,
+            missing_ts,
+            // Junk ids everywhere: no identity left.
+            e(
+                "junk",
+                "2026-11-02T09:00:00Z",
+                Some(" NULL "),
+                Some("\"undefined\""),
+            ),
+            e("blank", "2026-11-02T09:00:00Z", Some("  "), None),
+            e("nothing", "2026-11-02T09:00:00Z", None, None),
+            // A junk anon_id with a real user is used (and counted as a junk id).
+            e(
+                "junk_anon_real_user",
+                "2026-11-02T09:00:00Z",
+                Some("[object Object]"),
+                Some("u1"),
+            ),
+            // Clock errors.
+            e("y1999", "1999-12-31T23:59:59Z", Some("a"), None),
+            e("y1970", "1970-01-01T00:00:00Z", Some("a"), None),
+            e("future", "2026-11-04T00:00:00Z", Some("a"), None),
+            e("tomorrow_ok", "2026-11-03T23:59:59Z", Some("a"), None),
+            // Absurd ids and blobs.
+            e("long_anon", "2026-11-02T09:00:00Z", Some(&long_id), None),
+            e(&long_id, "2026-11-02T09:00:00Z", Some("a"), None),
+            e(
+                "long_user",
+                "2026-11-02T09:00:00Z",
+                Some("a"),
+                Some(&long_id),
+            ),
+            e("long_blob", "2026-11-02T09:00:00Z", Some("a"), None).props(&long_blob),
+        ],
+    );
+    let mut t_no_ts = touch("a", "2026-11-02T08:00:00Z");
+    t_no_ts.ts = None;
+    let mut t_no_anon = touch("a", "2026-11-02T08:00:00Z");
+    t_no_anon.anon_id = Some("guest".into());
+    lake.touches(
+        "2026-11-02",
+        &[
+            touch("a", "2026-11-02T08:00:00Z").gclid("G1"),
+            t_no_ts,
+            t_no_anon,
+            touch("a", "1999-01-01T00:00:00Z").gclid("G_old"),
+            touch("a", "2030-01-01T00:00:00Z").gclid("G_future"),
+            touch(&long_id, "2026-11-02T08:00:00Z").gclid("G_long"),
+            touch("a", "2026-11-02T08:30:00Z").landing(&format!(
+                "https://www.example.com/?q={}",
+                "q".repeat(70_000)
+            )),
+        ],
+    );
+    let users = df!(
+        "user_id" => [Some("u1"), Some("u1"), None, Some("nil"), Some(long_id.as_str())],
+        "email" => [Some("u1@example.com"), None, None, None, None]
+    )
+    .unwrap();
+    lake.frame("raw/users/part-0.parquet", &users);
+    let orgs = df!("org_id" => [Some("org1"), None, Some(long_id.as_str()), Some("org1")]).unwrap();
+    lake.frame("raw/orgs/part-0.parquet", &orgs);
+    let members = df!(
+        "user_id" => [Some("u1"), Some("u1"), Some("0"), Some(long_id.as_str())],
+        "org_id" => [Some("org1"), Some("org1"), Some("org1"), Some("org1")]
+    )
+    .unwrap();
+    lake.frame("raw/memberships/part-0.parquet", &members);
+    lake
+}
+
+fn q_count(q: &DataFrame, source: &str, reason: &str) -> usize {
+    q.clone()
+        .lazy()
+        .filter(
+            col("source")
+                .eq(lit(source))
+                .and(col("reason").eq(lit(reason))),
+        )
+        .collect()
+        .unwrap()
+        .height()
+}
+
+#[test]
+fn bad_input_every_row_is_used_deduplicated_or_quarantined_and_the_manifest_reconciles() {
+    let lake = mixed_lake();
+    let run = lake.run(BAD);
+    let m = run.manifest();
+    let q = run.table("quarantine");
+
+    // Per source: read = used + deduplicated + quarantined; the quarantine table holds exactly
+    // the quarantined rows, by reason.
+    let mut total_quarantined = 0;
+    for (source, s) in m["inputs"].as_object().unwrap() {
+        let n = |k: &str| s[k].as_u64().unwrap();
+        assert_eq!(
+            n("rows_read"),
+            n("rows_used") + n("rows_deduplicated") + n("rows_quarantined"),
+            "{source}: {s}"
+        );
+        let files: u64 = s["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rows"].as_u64().unwrap())
+            .sum();
+        assert_eq!(files, n("rows_read"), "{source}");
+        let mut by_reason = 0;
+        for (reason, c) in s["quarantined_by_reason"].as_object().unwrap() {
+            assert_eq!(
+                q_count(&q, source, reason) as u64,
+                c.as_u64().unwrap(),
+                "{source} {reason}"
+            );
+            by_reason += c.as_u64().unwrap();
+        }
+        assert_eq!(by_reason, n("rows_quarantined"), "{source}");
+        total_quarantined += n("rows_quarantined");
+    }
+    assert_eq!(q.height() as u64, total_quarantined);
+
+    // Every reason shows up where it should.
+    let expect = [
+        ("events", "missing_event_id", 2),
+        ("events", "missing_event", 1),
+        ("events", "missing_ts", 1),
+        ("events", "no_identity", 3),
+        ("events", "ts_out_of_range", 3),
+        ("events", "id_too_long", 3),
+        ("touches", "missing_ts", 1),
+        ("touches", "no_identity", 1),
+        ("touches", "ts_out_of_range", 2),
+        ("touches", "id_too_long", 1),
+        ("users", "no_identity", 2),
+        ("users", "id_too_long", 1),
+        ("orgs", "no_identity", 1),
+        ("orgs", "id_too_long", 1),
+        ("memberships", "no_identity", 1),
+        ("memberships", "id_too_long", 1),
+    ];
+    for (source, reason, n) in expect {
+        assert_eq!(q_count(&q, source, reason), n, "{source} {reason}");
+    }
+    let ev = &m["inputs"]["events"];
+    assert_eq!(ev["rows_read"], 21);
+    assert_eq!(ev["rows_deduplicated"], 2);
+    assert_eq!(ev["conflicting_duplicates"], 1);
+    assert_eq!(ev["values_too_long"], 1);
+    assert_eq!(m["inputs"]["touches"]["values_too_long"], 1);
+    assert_eq!(m["inputs"]["users"]["rows_deduplicated"], 1);
+    assert_eq!(m["inputs"]["orgs"]["rows_deduplicated"], 1);
+    assert_eq!(m["inputs"]["memberships"]["rows_deduplicated"], 1);
+    // Junk ids: events " NULL ", "\"undefined\"", "  ", "[object Object]"; touches "guest".
+    assert_eq!(ev["junk_ids"], 4);
+    assert_eq!(m["inputs"]["touches"]["junk_ids"], 1);
+
+    // The quarantine never repeats a 1,025-character id as a row key.
+    assert!(strings(&q, "row_key")
+        .iter()
+        .all(|k| k.as_ref().is_some_and(|k| k.len() <= 1024)));
+    // Kept rows: the day-after event, the blob event (without its blob), the long landing URL
+    // touch (without its URL), the copy of the earliest delivery.
+    let j = run.table("journeys");
+    for id in [
+        "tomorrow_ok",
+        "long_blob",
+        "junk_anon_real_user",
+        "dup",
+        "dup_conflict",
+        "ok1",
+    ] {
+        assert_eq!(run.rows("journeys", "event_id", id).height(), 1, "{id}");
+    }
+    assert_eq!(j.height() as u64, ev["rows_used"].as_u64().unwrap());
+    let kept = run.rows("journeys", "event_id", "dup_conflict");
+    assert_eq!(micros(&kept, "ts"), vec![Some(us("2026-11-01T09:02:00Z"))]);
+}
+
+#[test]
+fn bad_input_ts_bounds_follow_the_job_file() {
+    let mut lake = TestLake::new();
+    lake.events(
+        BAD,
+        &[
+            ev(
+                "y1999",
+                "page_viewed",
+                "1999-06-01T00:00:00Z",
+                Some("a"),
+                None,
+            ),
+            ev("d5", "page_viewed", "2026-11-05T12:00:00Z", Some("a"), None),
+        ],
+    );
+    let default = lake.run(BAD);
+    assert_eq!(default.table("journeys").height(), 0);
+    let job = JobFile::parse(
+        "[read]\nearliest_date = \"1990-01-01\"\nmax_days_after_run_date = 3\n",
+        "job.toml",
+    )
+    .unwrap();
+    let cfg: JobConfig = job.into_config(
+        "job.toml",
+        Some(date(BAD)),
+        Some(lake.input().display().to_string()),
+        Some(lake.output().display().to_string()),
+    );
+    let run = lake.run_with(cfg);
+    assert_eq!(run.table("journeys").height(), 2);
+}
+
+#[test]
+fn bad_input_timestamps_too_large_for_microseconds_are_out_of_range_not_wrapped() {
+    let mut lake = TestLake::new();
+    // Milliseconds near i64::MAX: in microseconds they overflow.
+    let ts = Series::new(
+        "ts".into(),
+        [
+            i64::MAX / 10,
+            i64::MIN / 10,
+            us("2026-11-02T09:00:00Z") / 1000,
+        ],
+    )
+    .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+    .unwrap();
+    let df = DataFrame::new(
+        3,
+        vec![
+            Column::new("event_id".into(), ["huge", "tiny", "ok"]),
+            Column::new("event".into(), ["page_viewed"; 3]),
+            ts.into(),
+            Column::new("anon_id".into(), ["a"; 3]),
+        ],
+    )
+    .unwrap();
+    lake.frame(&format!("raw/events/dt={BAD}/part-0.parquet"), &df);
+    let run = lake.run(BAD);
+    assert_eq!(
+        strings(&run.table("journeys"), "event_id"),
+        vec![Some("ok".into())]
+    );
+    let q = run.table("quarantine");
+    assert_eq!(q_count(&q, "events", "ts_out_of_range"), 2);
+}
+
+// ---- the job file ---------------------------------------------------------------------------
+
+#[test]
+fn bad_job_file_names_the_key_and_the_file() {
+    for (text, needles) in [
+        ("[identity]\nmax_cookies = 3\n", vec!["max_cookies"]),
+        ("[identiy]\n", vec!["identiy"]),
+        (
+            "[attribution]\nlookback_days = \"ten\"\n",
+            vec!["lookback_days"],
+        ),
+        ("[events]\nconversions = [\n", vec!["line 2"]),
+        (
+            "[read]\nearliest_date = \"2000-13-01\"\n",
+            vec!["read.earliest_date", "2000-13-01"],
+        ),
+        (
+            "[read]\nmax_days_after_run_date = -1\n",
+            vec!["max_days_after_run_date"],
+        ),
+    ] {
+        let err = JobFile::parse(text, "jobs/broken.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Config { .. }), "{text}: {msg}");
+        assert_eq!(err.exit_code(), ExitCode::BadInput);
+        assert!(msg.contains("jobs/broken.toml"), "{text}: {msg}");
+        for n in needles {
+            assert!(msg.contains(n), "{text}: `{n}` not in {msg}");
+        }
+    }
+}
+
+#[test]
+fn the_shipped_job_file_is_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/nightly.toml");
+    let job = JobFile::load(path.to_str().unwrap()).unwrap();
+    let d = JobFile::default();
+    assert_eq!(job.read, d.read);
+    assert_eq!(job.attribution, d.attribution);
+    assert_eq!(
+        job.identity.max_cookies_per_user,
+        d.identity.max_cookies_per_user
+    );
 }
