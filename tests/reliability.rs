@@ -665,3 +665,223 @@ fn the_shipped_job_file_is_the_defaults() {
         d.identity.max_cookies_per_user
     );
 }
+
+// ---- security and privacy -------------------------------------------------------------------
+
+fn lakestitch() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lakestitch"))
+}
+
+/// Run the binary on `lake` for `date`, with plain log lines at `level`.
+fn run_binary(lake: &TestLake, date: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let job = lake.dir.path().join("job.toml");
+    if !job.exists() {
+        std::fs::write(&job, "").unwrap();
+    }
+    lakestitch()
+        .args(["run", "--no-progress", "--date", date, "--job"])
+        .arg(&job)
+        .arg("--input")
+        .arg(lake.input())
+        .arg("--output")
+        .arg(lake.output())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// Raw personal data planted in the lake below.
+const SECRETS: [&str; 6] = [
+    "ava.secret@example.com",
+    "Ava.Secret@Example.com",
+    "+1 (415) 555-0123",
+    "4155550123",
+    "bo.receipt@example.org",
+    "07700 900461",
+];
+
+fn pii_lake() -> TestLake {
+    let mut lake = TestLake::new();
+    lake.touches(
+        BAD,
+        &[touch("c_ava", "2026-11-02T08:00:00Z").gclid("G_ava")],
+    );
+    lake.events(
+        BAD,
+        &[
+            ev(
+                "s1",
+                "signup_completed",
+                "2026-11-02T09:00:00Z",
+                Some("c_ava"),
+                Some("ava"),
+            ),
+            ev(
+                "b1",
+                "purchase_completed",
+                "2026-11-02T10:00:00Z",
+                Some("c_ava"),
+                None,
+            )
+            .purchase(20.0, Some("Ava.Secret@Example.com")),
+            ev(
+                "b2",
+                "purchase_completed",
+                "2026-11-02T11:00:00Z",
+                None,
+                Some("bo"),
+            )
+            .purchase(5.0, Some("bo.receipt@example.org")),
+        ],
+    );
+    let users = df!(
+        "user_id" => ["ava", "bo"],
+        "email" => ["ava.secret@example.com", "bo.receipt@example.org"],
+        "phone" => ["+1 (415) 555-0123", "07700 900461"],
+        "country" => ["US", "GB"]
+    )
+    .unwrap();
+    lake.frame("raw/users/part-0.parquet", &users);
+    lake
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    let lower = text.to_lowercase();
+    for s in SECRETS {
+        assert!(!lower.contains(&s.to_lowercase()), "{what} holds `{s}`");
+    }
+    // Digits of the phone numbers, however they are punctuated.
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    for d in ["4155550123", "7700900461"] {
+        assert!(!digits.contains(d), "{what} holds the digits {d}");
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn privacy_no_raw_email_or_phone_in_tables_manifest_or_log() {
+    let lake = pii_lake();
+    let out = run_binary(&lake, BAD, &[("LAKESTITCH_LOG", "debug")]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_no_secret("the log", &stderr);
+    assert_no_secret("stdout", &String::from_utf8_lossy(&out.stdout));
+
+    let run_dir = lake.output().join(format!("runs/{BAD}"));
+    let files = files_under(&run_dir);
+    let mut scanned = 0;
+    for f in &files {
+        let name = f.display().to_string();
+        if name.ends_with(".parquet") {
+            let df = ParquetReader::new(std::fs::File::open(f).unwrap())
+                .finish()
+                .unwrap();
+            for c in df.columns() {
+                let s = c.as_materialized_series().cast(&DataType::String).unwrap();
+                for v in s.str().unwrap().iter().flatten() {
+                    assert_no_secret(&format!("{name}: {}", c.name()), v);
+                }
+            }
+            scanned += 1;
+        } else {
+            assert_no_secret(&name, &String::from_utf8_lossy(&std::fs::read(f).unwrap()));
+        }
+    }
+    assert!(scanned >= 8, "{files:?}");
+    assert!(run_dir.join("manifest.json").exists());
+    // The emails did reach the run: the purchases are there, with their users.
+    let run_journeys = files
+        .iter()
+        .filter(|f| f.display().to_string().contains("journeys"))
+        .count();
+    assert!(run_journeys > 0);
+
+    // An error about a column that holds personal data names the column, never a value.
+    let users = df!("user_id" => ["ava"], "phone" => [4155550123i64]).unwrap();
+    let mut lake = lake;
+    lake.frame("raw/users/part-0.parquet", &users);
+    let out = run_binary(&lake, BAD, &[("LAKESTITCH_LOG", "debug")]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`phone`"), "{stderr}");
+    assert_no_secret("the error", &stderr);
+}
+
+/// path → (modified time, bytes) of every file under `dir`.
+fn snapshot_files(dir: &Path) -> Vec<(String, std::time::SystemTime, Vec<u8>)> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).unwrap();
+            (
+                p.display().to_string(),
+                meta.modified().unwrap(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn privacy_inputs_are_read_only() {
+    let mut lake = mixed_lake();
+    lake.frame(
+        "raw/users/part-1.parquet",
+        &df!("user_id" => ["ava"], "email" => ["ava.secret@example.com"]).unwrap(),
+    );
+    let before = snapshot_files(&lake.input());
+    let dirs_before: Vec<_> = walk_dirs(&lake.input());
+    assert!(before.len() >= 6);
+    let out = run_binary(&lake, BAD, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A refused run leaves the input alone too.
+    put_bytes(
+        &lake,
+        &format!("raw/events/dt={BAD}/zz-garbage.parquet"),
+        b"garbage",
+    );
+    let before_bad = snapshot_files(&lake.input());
+    let out = run_binary(&lake, BAD, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(snapshot_files(&lake.input()), before_bad);
+    std::fs::remove_file(
+        lake.input()
+            .join(format!("raw/events/dt={BAD}/zz-garbage.parquet")),
+    )
+    .unwrap();
+    assert_eq!(snapshot_files(&lake.input()), before);
+    assert_eq!(walk_dirs(&lake.input()), dirs_before);
+}
+
+fn walk_dirs(dir: &Path) -> Vec<String> {
+    let mut out = vec![dir.display().to_string()];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_dirs(&p));
+        }
+    }
+    out.sort();
+    out
+}
