@@ -1103,3 +1103,121 @@ fn determinism_thread_count_does_not_change_the_tables() {
         assert!(x == y, "{path} differs in bytes between 1 and 2 threads");
     }
 }
+
+// ---- crash safety ---------------------------------------------------------------------------
+
+fn run_into(lake: &TestLake, out: &Path) -> std::process::Child {
+    let job = lake.dir.path().join("job.toml");
+    std::fs::write(&job, "").unwrap();
+    lakestitch()
+        .args(["run", "--no-progress", "--date", GEN_DATE, "--job"])
+        .arg(&job)
+        .arg("--input")
+        .arg(lake.input())
+        .arg("--output")
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Parquet files of a run folder: relative path → bytes.
+fn run_files(out: &Path) -> Vec<(String, Vec<u8>)> {
+    files_under(&out.join(format!("runs/{GEN_DATE}")))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| {
+            (
+                p.strip_prefix(out).unwrap().display().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// SIGKILL the binary at seeded random moments of a run: no kill ever leaves a `_SUCCESS` or
+/// moves `latest`; a rerun then publishes the same tables as a run that was never killed.
+#[test]
+fn crash_sigkill_at_random_moments_never_publishes_and_a_rerun_recovers() {
+    let lake = generated_lake(600);
+    let reference = lake.dir.path().join("reference");
+    let started = std::time::Instant::now();
+    let status = run_into(&lake, &reference).wait().unwrap();
+    let full = started.elapsed();
+    assert!(status.success());
+    assert!(reference.join(format!("runs/{GEN_DATE}/_SUCCESS")).exists());
+
+    let out = lake.output();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("latest"), "2026-11-20\n").unwrap();
+    let success = out.join(format!("runs/{GEN_DATE}/_SUCCESS"));
+    let mut seed = 0x5eed_u64;
+    let (mut killed, mut mid_publish) = (0, 0);
+    for i in 0..8 {
+        seed = mix(seed);
+        let unit = (seed >> 11) as f64 / (1u64 << 53) as f64;
+        // Half of the kills anywhere, half late in the run, where it publishes. Reruns are a
+        // little faster than the first run, so no kill is aimed at its very end.
+        let at = if i % 2 == 0 {
+            0.85 * unit
+        } else {
+            0.55 + 0.3 * unit
+        };
+        let mut child = run_into(&lake, &out);
+        std::thread::sleep(full.mul_f64(at));
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok();
+        let status = child.wait().unwrap();
+        if finished && status.success() {
+            // The run outran the kill on a fast machine: it is published, whole.
+            assert_eq!(run_files(&out), run_files(&reference));
+            std::fs::remove_dir_all(out.join("runs")).unwrap();
+            std::fs::write(out.join("latest"), "2026-11-20\n").unwrap();
+            continue;
+        }
+        killed += 1;
+        if out.join(format!("runs/{GEN_DATE}")).exists() {
+            mid_publish += 1;
+        }
+        let latest = std::fs::read_to_string(out.join("latest")).unwrap();
+        if success.exists() {
+            // Killed after the marker, before `latest` moved: the run is whole all the same.
+            assert_eq!(
+                run_files(&out),
+                run_files(&reference),
+                "kill {i} at {at:.2}"
+            );
+        } else {
+            assert_eq!(
+                latest.trim(),
+                "2026-11-20",
+                "kill {i} at {at:.2} moved latest"
+            );
+        }
+    }
+    assert!(killed >= 4, "only {killed} of 8 runs were killed mid-way");
+    eprintln!("{killed} kills, {mid_publish} while publishing (a full run: {full:?})");
+
+    let status = run_into(&lake, &out).wait().unwrap();
+    assert!(status.success());
+    assert!(success.exists());
+    assert_eq!(
+        std::fs::read_to_string(out.join("latest")).unwrap().trim(),
+        GEN_DATE
+    );
+    assert_same_contents(
+        &contents(&reference, GEN_DATE),
+        &contents(&out, GEN_DATE),
+        "rerun after kills",
+    );
+    // Nothing a killed attempt left behind survives the rerun.
+    let names = |o: &Path| -> Vec<String> {
+        files_under(&o.join(format!("runs/{GEN_DATE}")))
+            .iter()
+            .map(|p| p.strip_prefix(o).unwrap().display().to_string())
+            .collect()
+    };
+    assert_eq!(names(&out), names(&reference));
+    assert_eq!(run_files(&out), run_files(&reference));
+}
