@@ -1221,3 +1221,158 @@ fn crash_sigkill_at_random_moments_never_publishes_and_a_rerun_recovers() {
     assert_eq!(names(&out), names(&reference));
     assert_eq!(run_files(&out), run_files(&reference));
 }
+
+// ---- a real object store (S3 on loopback) ---------------------------------------------------
+
+/// The S3-compatible endpoint `.ci/run` starts (moto), or `None` (the test is skipped) when
+/// `LAKESTITCH_TEST_S3` is unset.
+fn s3_endpoint(test: &str) -> Option<String> {
+    if std::env::var_os("LAKESTITCH_TEST_S3").is_none() {
+        eprintln!("skipped {test}: set LAKESTITCH_TEST_S3=1 and AWS_ENDPOINT_URL (see .ci/run)");
+        return None;
+    }
+    Some(std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL for LAKESTITCH_TEST_S3"))
+}
+
+/// Create a bucket with a plain HTTP request (moto does not check signatures).
+fn create_bucket(endpoint: &str, bucket: &str) {
+    use std::io::{Read, Write};
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        conn,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+/// Upload a local lake folder to a location.
+fn upload(dir: &Path, to: &str) {
+    let lake = lakestitch::storage::Lake::open(to, lakestitch::storage::Access::Write).unwrap();
+    for f in files_under(dir) {
+        let rel = f.strip_prefix(dir).unwrap().display().to_string();
+        lake.put(&rel, bytes::Bytes::from(std::fs::read(&f).unwrap()))
+            .unwrap();
+    }
+}
+
+fn run_locations(job_dir: &Path, input: &str, output: &str, day: &str) -> std::process::Output {
+    let job = job_dir.join("job.toml");
+    std::fs::write(&job, "").unwrap();
+    lakestitch()
+        .args(["run", "--no-progress", "--date", day, "--job"])
+        .arg(&job)
+        .args(["--input", input, "--output", output])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn s3_end_to_end_run_publishes_the_same_tables_as_a_local_run() {
+    let Some(endpoint) = s3_endpoint("s3_end_to_end_run_publishes_the_same_tables_as_a_local_run")
+    else {
+        return;
+    };
+    let bucket = format!("lakestitch-e2e-{}", std::process::id());
+    create_bucket(&endpoint, &bucket);
+    let lake = mixed_lake();
+    lake.run(BAD);
+    upload(&lake.input(), &format!("s3://{bucket}/lake"));
+    let output = format!("s3://{bucket}/out");
+    let out = run_locations(
+        lake.dir.path(),
+        &format!("s3://{bucket}/lake"),
+        &output,
+        BAD,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let remote =
+        lakestitch::storage::Lake::open(&output, lakestitch::storage::Access::Read).unwrap();
+    assert!(remote
+        .get_opt(&format!("runs/{BAD}/_SUCCESS"))
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        remote.get("latest").unwrap().as_ref(),
+        format!("{BAD}\n").as_bytes()
+    );
+    // The tables equal those of the local run of the same lake.
+    let local = lakestitch::storage::Lake::open(
+        lake.output().to_str().unwrap(),
+        lakestitch::storage::Access::Read,
+    )
+    .unwrap();
+    for name in [
+        "identity_map",
+        "persons",
+        "journeys",
+        "quarantine",
+        "attribution",
+    ] {
+        let a = lakestitch::publish::read_table(&local, date(BAD), name)
+            .unwrap()
+            .unwrap();
+        let b = lakestitch::publish::read_table(&remote, date(BAD), name)
+            .unwrap()
+            .unwrap();
+        let show = |df: &DataFrame| -> Vec<Vec<String>> {
+            df.columns()
+                .iter()
+                .map(|c| {
+                    let s = c.as_materialized_series().cast(&DataType::String).unwrap();
+                    s.str().unwrap().iter().map(|v| format!("{v:?}")).collect()
+                })
+                .collect()
+        };
+        assert!(
+            a.equals_missing(&b),
+            "{name}\n{:?}\n{:?}",
+            show(&a),
+            show(&b)
+        );
+    }
+
+    // A permanent storage error (a bucket that does not exist) ends the run with exit code 1
+    // and a clear message, and publishes nothing.
+    let out = run_locations(
+        lake.dir.path(),
+        "s3://lakestitch-no-such-bucket/lake",
+        &output,
+        "2026-11-03",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("storage") && stderr.contains("lakestitch-no-such-bucket"),
+        "{stderr}"
+    );
+    assert!(remote
+        .get_opt("runs/2026-11-03/_SUCCESS")
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        remote.get("latest").unwrap().as_ref(),
+        format!("{BAD}\n").as_bytes()
+    );
+    let out = run_locations(
+        lake.dir.path(),
+        &format!("s3://{bucket}/lake"),
+        "s3://lakestitch-no-such-bucket/out",
+        "2026-11-03",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lakestitch-no-such-bucket"), "{stderr}");
+}
