@@ -19,6 +19,8 @@ pub struct JobFile {
     pub touches: TouchesSection,
     /// `[attribution]`: lookback window, time-decay half-life, conversion value columns.
     pub attribution: AttributionSection,
+    /// `[read]`: which event and touch times are plausible.
+    pub read: ReadSection,
     /// `[exports.meta]`, `[exports.google]`: ad-platform export settings.
     pub exports: ExportsSection,
 }
@@ -130,6 +132,48 @@ impl Default for AttributionSection {
     }
 }
 
+/// `[read]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadSection {
+    /// Events and touches timed before this UTC date (`YYYY-MM-DD`) are quarantined as
+    /// `ts_out_of_range`.
+    pub earliest_date: String,
+    /// Events and touches timed more than this many days after the end of the run date (UTC)
+    /// are quarantined as `ts_out_of_range`.
+    pub max_days_after_run_date: u32,
+}
+
+impl Default for ReadSection {
+    fn default() -> Self {
+        ReadSection {
+            earliest_date: "2000-01-01".into(),
+            max_days_after_run_date: 1,
+        }
+    }
+}
+
+impl ReadSection {
+    /// The earliest plausible date (validated by [`JobFile::parse`]).
+    pub fn earliest(&self) -> NaiveDate {
+        NaiveDate::parse_from_str(&self.earliest_date, "%Y-%m-%d")
+            .unwrap_or(NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date"))
+    }
+
+    /// Plausible event and touch times for a run date: `[lower, upper)` in UTC microseconds.
+    pub fn ts_bounds(&self, run_date: NaiveDate) -> (i64, i64) {
+        let micros = |d: NaiveDate| {
+            d.and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc()
+                .timestamp_micros()
+        };
+        let day = 86_400_000_000i64;
+        let upper = micros(run_date) + day * (1 + i64::from(self.max_days_after_run_date));
+        (micros(self.earliest()), upper)
+    }
+}
+
 /// A validated configuration for one run.
 #[derive(Debug, Clone)]
 pub struct JobConfig {
@@ -149,6 +193,8 @@ pub struct JobConfig {
     pub touches: TouchesSection,
     /// Attribution options.
     pub attribution: AttributionSection,
+    /// Plausible input times.
+    pub read: ReadSection,
     /// Ad-platform export settings.
     pub exports: ExportsSection,
 }
@@ -192,6 +238,15 @@ impl JobFile {
         } else {
             None
         };
+        if NaiveDate::parse_from_str(&job.read.earliest_date, "%Y-%m-%d").is_err() {
+            return Err(Error::Config {
+                file: file.to_string(),
+                message: format!(
+                    "key `read.earliest_date` must be a date YYYY-MM-DD, found `{}`",
+                    job.read.earliest_date
+                ),
+            });
+        }
         if let Some(message) = invalid {
             return Err(Error::Config {
                 file: file.to_string(),
@@ -239,6 +294,7 @@ impl JobFile {
             identity: self.identity,
             touches: self.touches,
             attribution: self.attribution,
+            read: self.read,
             exports: self.exports,
         }
     }

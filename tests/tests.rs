@@ -8,4 +8,5 @@ mod cli;
 mod exports;
 mod identity_rules;
 mod properties;
+mod reliability;
 mod tables;

@@ -33,6 +33,14 @@ pub const JUNK_IDS: [&str; 10] = [
     "nil",
 ];
 
+/// Ids longer than this many characters are not ids (a pasted blob, a serialized object): the
+/// row is quarantined as `id_too_long`.
+pub const MAX_ID_CHARS: u32 = 1024;
+
+/// Other string values longer than this many bytes (a runaway `properties` blob, a landing URL
+/// carrying a whole page) are replaced by null and counted (`values_too_long`).
+pub const MAX_VALUE_BYTES: u32 = 65_536;
+
 /// One file read.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FileStat {
@@ -64,6 +72,9 @@ pub struct SourceStats {
     /// Org ids found in `user_id` and read as orgs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub org_ids_in_user_id: Option<u64>,
+    /// String values (not ids) longer than [`MAX_VALUE_BYTES`], replaced by null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values_too_long: Option<u64>,
     /// Quarantined rows by reason.
     pub quarantined_by_reason: BTreeMap<String, u64>,
     /// Files read, in path order.
@@ -271,12 +282,101 @@ fn row_key_expr(with_event_id: bool) -> Expr {
         false,
     );
     if with_event_id {
-        when(col("event_id").is_not_null())
-            .then(col("event_id"))
-            .otherwise(row)
+        when(
+            col("event_id")
+                .str()
+                .len_chars()
+                .lt_eq(lit(MAX_ID_CHARS))
+                .fill_null(lit(false)),
+        )
+        .then(col("event_id"))
+        .otherwise(row)
     } else {
         row
     }
+}
+
+/// Whether any of the id columns `ids` is longer than [`MAX_ID_CHARS`].
+fn id_too_long(ids: &[&str]) -> Expr {
+    ids.iter()
+        .map(|c| {
+            col(*c)
+                .str()
+                .len_chars()
+                .gt(lit(MAX_ID_CHARS))
+                .fill_null(lit(false))
+        })
+        .reduce(Expr::or)
+        .unwrap_or(lit(false))
+}
+
+/// Replace string values longer than [`MAX_VALUE_BYTES`] in the string columns of `df` other
+/// than `ids` and the bookkeeping columns by null; return the frame and how many were replaced.
+fn null_values_too_long(df: DataFrame, ids: &[&str]) -> Result<(DataFrame, u64)> {
+    let targets: Vec<String> = df
+        .columns()
+        .iter()
+        .filter(|c| {
+            matches!(c.dtype(), DataType::String)
+                && !ids.contains(&c.name().as_str())
+                && !c.name().starts_with('_')
+        })
+        .map(|c| c.name().to_string())
+        .collect();
+    if targets.is_empty() {
+        return Ok((df, 0));
+    }
+    let long = |c: &str| {
+        col(c)
+            .str()
+            .len_bytes()
+            .gt(lit(MAX_VALUE_BYTES))
+            .fill_null(lit(false))
+    };
+    let counts = df
+        .clone()
+        .lazy()
+        .select(
+            targets
+                .iter()
+                .map(|c| long(c).cast(DataType::UInt64).sum().alias(c.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .collect()?;
+    let mut total = 0u64;
+    for c in counts.columns() {
+        total += c
+            .as_materialized_series()
+            .cast(&DataType::UInt64)?
+            .u64()?
+            .get(0)
+            .unwrap_or(0);
+    }
+    if total == 0 {
+        return Ok((df, 0));
+    }
+    let df = df
+        .lazy()
+        .with_columns(
+            targets
+                .iter()
+                .map(|c| {
+                    when(long(c))
+                        .then(lit(NULL).cast(DataType::String))
+                        .otherwise(col(c.as_str()))
+                        .alias(c.as_str())
+                })
+                .collect::<Vec<_>>(),
+        )
+        .collect()?;
+    Ok((df, total))
+}
+
+/// Times outside the job's plausible range (contract: events before 2000 or far after the run
+/// date are clock errors, not history).
+fn ts_out_of_range(cfg: &JobConfig) -> Expr {
+    let (lower, upper) = cfg.read.ts_bounds(cfg.date);
+    col("ts").lt(lit(lower)).or(col("ts").gt_eq(lit(upper)))
 }
 
 /// Move the rows of `df` matching `pred` to quarantine with `reason`; return the rest.
@@ -320,6 +420,9 @@ fn quarantine_where(
         .collect()?)
 }
 
+/// The id columns of events: never longer than [`MAX_ID_CHARS`].
+const EVENT_IDS: &[&str] = &["event_id", "anon_id", "user_id", "previous_id", "org_id"];
+
 /// Keep the first row of each `key` in (`_dt`, `_file`, `_row`) order; count the rest.
 fn dedup_first(df: DataFrame, key: &[&str]) -> Result<(DataFrame, u64)> {
     let before = df.height();
@@ -348,6 +451,15 @@ fn read_orgs(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(Vec<String>, Source
         files,
         ..Default::default()
     };
+    let df = quarantine_where(
+        df,
+        id_too_long(&["org_id"]),
+        "orgs",
+        "id_too_long",
+        false,
+        q,
+        &mut st,
+    )?;
     let df = df
         .lazy()
         .with_column(col("org_id").alias("_raw"))
@@ -390,6 +502,15 @@ fn read_memberships(
         files,
         ..Default::default()
     };
+    let df = quarantine_where(
+        df,
+        id_too_long(&["user_id", "org_id"]),
+        "memberships",
+        "id_too_long",
+        false,
+        q,
+        &mut st,
+    )?;
     let df = df
         .lazy()
         .with_columns([
@@ -422,6 +543,15 @@ fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceS
         files,
         ..Default::default()
     };
+    let df = quarantine_where(
+        df,
+        id_too_long(&["user_id"]),
+        "users",
+        "id_too_long",
+        false,
+        q,
+        &mut st,
+    )?;
     let df = df
         .lazy()
         .with_column(col("user_id").alias("_raw"))
@@ -488,6 +618,17 @@ fn read_events(
         q,
         &mut st,
     )?;
+    let df = quarantine_where(
+        df,
+        id_too_long(EVENT_IDS),
+        "events",
+        "id_too_long",
+        true,
+        q,
+        &mut st,
+    )?;
+    let (df, long_values) = null_values_too_long(df, EVENT_IDS)?;
+    st.values_too_long = Some(long_values);
 
     // 2. Repeated deliveries: keep the copy of the earliest dt, then file, then row (§3.6).
     let content: Vec<Expr> = schema::EVENTS
@@ -560,6 +701,15 @@ fn read_events(
         col("ts").is_null(),
         "events",
         "missing_ts",
+        true,
+        q,
+        &mut st,
+    )?;
+    let df = quarantine_where(
+        df,
+        ts_out_of_range(cfg),
+        "events",
+        "ts_out_of_range",
         true,
         q,
         &mut st,
@@ -696,6 +846,17 @@ fn read_touches(
         .collect();
     let df = df.drop_many(ignored);
 
+    let df = quarantine_where(
+        df,
+        id_too_long(&["anon_id"]),
+        "touches",
+        "id_too_long",
+        false,
+        q,
+        &mut st,
+    )?;
+    let (df, long_values) = null_values_too_long(df, &["anon_id"])?;
+    st.values_too_long = Some(long_values);
     let df = df
         .lazy()
         .with_column(col("anon_id").alias("_raw_anon"))
@@ -708,6 +869,15 @@ fn read_touches(
         col("ts").is_null(),
         "touches",
         "missing_ts",
+        false,
+        q,
+        &mut st,
+    )?;
+    let df = quarantine_where(
+        df,
+        ts_out_of_range(cfg),
+        "touches",
+        "ts_out_of_range",
         false,
         q,
         &mut st,

@@ -166,11 +166,39 @@ pub const DT_COL: &str = "_dt";
 
 /// Read one Parquet file into the canonical columns of `spec`.
 ///
+/// A damaged file is bad input, whatever the reader does with it: the Parquet decoder panics on
+/// some corruptions (a broken Thrift footer), and such a panic is reported as an unreadable
+/// file, naming it, not as a crash.
+///
 /// With `extra_strings`, string columns not in `spec` are kept too (touches: attribution keys
 /// no one has invented yet); other extra columns are ignored. `renames` maps a file column onto
 /// a spec column (`(file_name, spec_name)`, e.g. the job's conversion value column onto
 /// `value`); the file's own column of that spec name is then ignored.
 pub fn read_file(
+    bytes: Bytes,
+    file: &str,
+    dt: &str,
+    spec: &[ColumnSpec],
+    extra_strings: bool,
+    renames: &[(String, &'static str)],
+) -> Result<DataFrame> {
+    let read = std::panic::AssertUnwindSafe(|| {
+        read_file_unguarded(bytes, file, dt, spec, extra_strings, renames)
+    });
+    std::panic::catch_unwind(read).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the reader failed".into());
+        Err(Error::bad_input(
+            file,
+            format!("not a readable Parquet file ({why})"),
+        ))
+    })
+}
+
+fn read_file_unguarded(
     bytes: Bytes,
     file: &str,
     dt: &str,
@@ -207,10 +235,14 @@ pub fn read_file(
     if extra_strings {
         for (name, field) in schema.iter() {
             let is_known = spec.iter().any(|c| c.name == name.as_str());
-            let is_string = matches!(
-                field.dtype(),
-                ArrowDataType::Utf8 | ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View
-            );
+            let is_string = match field.dtype() {
+                ArrowDataType::Utf8 | ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View => true,
+                ArrowDataType::Dictionary(_, values, _) => matches!(
+                    values.as_ref(),
+                    ArrowDataType::Utf8 | ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View
+                ),
+                _ => false,
+            };
             if !is_known && is_string && !name.starts_with('_') {
                 wanted.push(name.to_string());
             }
@@ -268,6 +300,8 @@ fn conform(s: &Series, c: &ColumnSpec, source: &str, file: &str) -> Result<Serie
     let out = match c.kind {
         Kind::Str => match dtype {
             DataType::String => s.clone(),
+            // Dictionary-encoded strings (pandas `category`, Arrow dictionaries).
+            _ if dtype.is_categorical() || dtype.is_enum() => s.cast(&DataType::String)?,
             _ => return Err(wrong(dtype)),
         },
         Kind::Timestamp => match dtype {
@@ -279,7 +313,12 @@ fn conform(s: &Series, c: &ColumnSpec, source: &str, file: &str) -> Result<Serie
                         .apply_values(|v| v.div_euclid(1000))
                         .into_series(),
                     TimeUnit::Microseconds => phys,
-                    TimeUnit::Milliseconds => phys.i64()?.apply_values(|v| v * 1000).into_series(),
+                    // Saturating: a time too far out for microseconds stays far out and is
+                    // quarantined as out of range, never wrapped around into a plausible one.
+                    TimeUnit::Milliseconds => phys
+                        .i64()?
+                        .apply_values(|v| v.saturating_mul(1000))
+                        .into_series(),
                 }
             }
             _ => return Err(wrong(dtype)),
