@@ -7,4 +7,5 @@ mod attribution;
 mod cli;
 mod identity_rules;
 mod properties;
+mod quality;
 mod tables;
