@@ -3,9 +3,11 @@
 //!
 //! ```text
 //! cargo bench --bench end_to_end -- --persons 100000 [--days 30] [--lake DIR]
+//! cargo bench --bench end_to_end -- --events 1000000 [--days 30] [--lake DIR]
 //! ```
-//! With `--lake DIR` the lake is generated once into DIR and reused by later invocations.
-//! Times are measured, never asserted.
+//! `--events N` asks for a lake of about N raw events: the generator makes about 13 events per
+//! random person, so it generates N / 13 persons. With `--lake DIR` the lake is generated once
+//! into DIR and reused by later invocations. Times are measured, never asserted.
 
 use std::time::Instant;
 
@@ -14,6 +16,9 @@ use lakestitch::config::JobConfig;
 use lakestitch::gen::GenOptions;
 use lakestitch::storage::{Access, Lake};
 use lakestitch::{identity, pipeline, publish, read, stitch};
+
+/// Raw events per random person of the generator (see `lakestitch::gen`).
+const EVENTS_PER_PERSON: usize = 13;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -39,7 +44,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(()); // `cargo bench -- --list` probes benches
     }
-    let persons: usize = arg("--persons").map_or(Ok(20_000), |v| v.parse())?;
+    let persons: usize = match (arg("--persons"), arg("--events")) {
+        (Some(p), _) => p.parse()?,
+        (None, Some(e)) => (e.parse::<usize>()? / EVENTS_PER_PERSON).max(1),
+        (None, None) => 20_000,
+    };
     let days: u32 = arg("--days").map_or(Ok(30), |v| v.parse())?;
     let end = NaiveDate::from_ymd_opt(2026, 11, 21).expect("a date");
     let tmp = tempfile::tempdir()?;
@@ -73,6 +82,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let input = Lake::open(&cfg.input, Access::Read)?;
     let output = Lake::open(&cfg.output, Access::Write)?;
     let rss0 = peak_rss_mb();
+    // Reset the high-water mark, so the peak below is the run's, not the generator's.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let total = Instant::now();
 
     let t = Instant::now();
@@ -89,6 +100,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_stitch = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
+    let attribution = pipeline::attribute_stage(&raw, &graph, &tables, &cfg)?;
+    let t_attribute = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
     for (name, df) in tables.by_name() {
         if name == "journeys" {
             publish::write_partitioned(&output, cfg.date, name, df)?;
@@ -96,6 +111,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             publish::write_table(&output, cfg.date, name, df)?;
         }
     }
+    publish::write_table(&output, cfg.date, "attribution", &attribution.attribution)?;
+    publish::write_table(
+        &output,
+        cfg.date,
+        "attribution_summary",
+        &attribution.summary,
+    )?;
+    publish::write_table(&output, cfg.date, "quarantine", &raw.quarantine)?;
     let t_publish = t.elapsed().as_secs_f64();
     let wall = total.elapsed().as_secs_f64();
 
@@ -104,14 +127,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("read             {t_read:8.2}s");
     println!("identity         {t_identity:8.2}s");
     println!("stitch           {t_stitch:8.2}s");
+    println!("attribute        {t_attribute:8.2}s");
     println!("publish tables   {t_publish:8.2}s");
     println!(
         "total            {wall:8.2}s  ({:.0} events/s)",
         events as f64 / wall
     );
     println!(
-        "peak RSS         {:8.0} MB (before the run: {rss0:.0} MB)",
-        peak_rss_mb()
+        "peak RSS         {:8.0} MB ({})",
+        peak_rss_mb(),
+        if reset {
+            format!("of the run; peak before it, generation included: {rss0:.0} MB")
+        } else {
+            format!("of the process, generation included; before the run: {rss0:.0} MB")
+        }
     );
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod identity;
 pub mod pipeline;
 pub mod progress;
 pub mod publish;
+pub mod quality;
 pub mod read;
 pub mod stitch;
 pub mod storage;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use lakestitch::gen::GenOptions;
 use lakestitch::pipeline;
 use lakestitch::progress::Progress;
+use lakestitch::quality;
 use lakestitch::{Error, ExitCode, JobFile};
 
 #[derive(Parser, Debug)]
@@ -64,6 +65,21 @@ enum Command {
         /// Leave out the hand-made stories.
         #[arg(long)]
         no_stories: bool,
+    },
+    /// Measure a run's stitching quality against the ground truth of a generated lake.
+    Quality {
+        /// The generated lake (holds truth/events and truth/humans).
+        #[arg(long)]
+        lake: String,
+        /// The run's output location (holds runs/<date>/ and latest).
+        #[arg(long)]
+        run: String,
+        /// The run date to judge. Default: the run named by `latest`.
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+        /// Print the measures as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -149,7 +165,57 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
+        Command::Quality {
+            lake,
+            run,
+            date,
+            json,
+        } => {
+            let q = quality::measure(&lake, &run, date)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&q)?);
+            } else {
+                print!("{}", quality_report(&q));
+            }
+            Ok(())
+        }
     }
+}
+
+fn quality_report(q: &quality::Quality) -> String {
+    let mut s = String::new();
+    let pct = |x: f64| format!("{:.4}", x);
+    s += &format!(
+        "events scored        {} of {} in the truth ({} missing from journeys: quarantined; {} in journeys not in the truth)\n",
+        q.events_scored, q.truth_events, q.events_missing, q.events_unknown
+    );
+    s += &format!(
+        "clusters             {} persons for {} humans\n",
+        q.persons, q.humans
+    );
+    s += &format!("b-cubed precision    {}\n", pct(q.bcubed.precision));
+    s += &format!("b-cubed recall       {}\n", pct(q.bcubed.recall));
+    s += &format!("b-cubed f1           {}\n", pct(q.bcubed.f1));
+    s += &format!(
+        "first-touch accuracy {} ({} of {} humans with a first touch; {} without a person)\n",
+        pct(q.first_touch_accuracy),
+        q.first_touch_correct,
+        q.humans_with_first_touch,
+        q.first_touch_unmapped
+    );
+    if let (Some(acc), Some(ok), Some(n)) = (
+        q.user_first_touch_accuracy,
+        q.user_first_touch_correct,
+        q.users_with_first_touch,
+    ) {
+        s += &format!(
+            "user first touch     {} ({} of {} users, from user_attribution)\n",
+            pct(acc),
+            ok,
+            n
+        );
+    }
+    s
 }
 
 fn init_logging() {

@@ -114,8 +114,9 @@ pub fn run_with(
     })
 }
 
-/// Credit every conversion of the run to the touches of its person, under every model.
-fn attribute_stage(
+/// Stage 4, **attribute**: credit every conversion of the run to the touches of its person,
+/// under every model (public so the end-to-end benchmark can time it apart).
+pub fn attribute_stage(
     raw: &read::RawLake,
     graph: &identity::IdentityGraph,
     tables: &stitch::Tables,

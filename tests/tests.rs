@@ -8,5 +8,6 @@ mod cli;
 mod exports;
 mod identity_rules;
 mod properties;
+mod quality;
 mod reliability;
 mod tables;

@@ -90,72 +90,13 @@ pub struct IdentityGraph {
 
 /// Build the identity graph from the cleaned raw lake.
 pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
-    let events = &raw.events;
-    let touches = &raw.touches;
-
-    // Event kinds and the previous_id of alias events, as columns.
-    let names = &cfg.events;
-    let kinds = events
-        .clone()
-        .lazy()
-        .select([
-            when(col("event").eq(lit(names.signup.as_str())))
-                .then(lit(1i32))
-                .when(col("event").eq(lit(names.signin.as_str())))
-                .then(lit(2i32))
-                .when(col("event").eq(lit(names.logout.as_str())))
-                .then(lit(3i32))
-                .when(col("event").eq(lit(names.alias.as_str())))
-                .then(lit(4i32))
-                .otherwise(lit(0i32))
-                .alias("kind"),
-            when(col("event").eq(lit(names.alias.as_str())))
-                .then(col("previous_id"))
-                .otherwise(lit(NULL).cast(DataType::String))
-                .alias("alias_prev"),
-        ])
-        .collect()?;
-    let kind: Vec<EventKind> = kinds
-        .column("kind")?
-        .i32()?
-        .iter()
-        .map(|k| match k {
-            Some(1) => EventKind::Signup,
-            Some(2) => EventKind::Signin,
-            Some(3) => EventKind::Logout,
-            Some(4) => EventKind::Alias,
-            _ => EventKind::Other,
-        })
-        .collect();
-
-    // Dictionaries: sorted distinct ids, so the smallest anon_id has the smallest dense id.
-    let anon_ids = dictionary(&[
-        events.column("anon_id")?.as_materialized_series(),
-        kinds.column("alias_prev")?.as_materialized_series(),
-        touches.column("anon_id")?.as_materialized_series(),
-    ])?;
-    let user_ids = dictionary(&[events.column("user_id")?.as_materialized_series()])?;
-    let ev = EventColumns {
-        anon: encode(
-            events.column("anon_id")?.as_materialized_series(),
-            &anon_ids,
-        )?,
-        user: encode(
-            events.column("user_id")?.as_materialized_series(),
-            &user_ids,
-        )?,
-        prev: encode(
-            kinds.column("alias_prev")?.as_materialized_series(),
-            &anon_ids,
-        )?,
-        ts: i64_values(events.column("ts")?)?,
-        kind,
-    };
-    let touch_anon = encode(
-        touches.column("anon_id")?.as_materialized_series(),
-        &anon_ids,
-    )?;
-    let touch_ts = i64_values(touches.column("ts")?)?;
+    let Encoded {
+        anon_ids,
+        user_ids,
+        events: ev,
+        touch_anon,
+        touch_ts,
+    } = encode_lake(raw, cfg)?;
 
     let n_cookies = anon_ids.len();
     let n_users = user_ids.len();
@@ -295,8 +236,102 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
     })
 }
 
-/// Sorted distinct non-null values of string columns.
-fn dictionary(columns: &[&Series]) -> Result<Series> {
+/// The id columns of a run as dense integers, with their dictionaries.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// Sorted distinct cookies (`anon_id` of events and touches, `previous_id` of aliases).
+    pub anon_ids: Series,
+    /// Sorted distinct users.
+    pub user_ids: Series,
+    /// The per-event columns of the segment pass, in the order of `RawLake::events`.
+    pub events: EventColumns,
+    /// Cookie of each touch (dense id).
+    pub touch_anon: Vec<u32>,
+    /// Time of each touch, microseconds.
+    pub touch_ts: Vec<i64>,
+}
+
+/// Encode the ids of the cleaned raw lake: build the cookie and user dictionaries and map
+/// every event and touch to dense ids.
+pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
+    let events = &raw.events;
+    let touches = &raw.touches;
+
+    // Event kinds and the previous_id of alias events, as columns.
+    let names = &cfg.events;
+    let kinds = events
+        .clone()
+        .lazy()
+        .select([
+            when(col("event").eq(lit(names.signup.as_str())))
+                .then(lit(1i32))
+                .when(col("event").eq(lit(names.signin.as_str())))
+                .then(lit(2i32))
+                .when(col("event").eq(lit(names.logout.as_str())))
+                .then(lit(3i32))
+                .when(col("event").eq(lit(names.alias.as_str())))
+                .then(lit(4i32))
+                .otherwise(lit(0i32))
+                .alias("kind"),
+            when(col("event").eq(lit(names.alias.as_str())))
+                .then(col("previous_id"))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .alias("alias_prev"),
+        ])
+        .collect()?;
+    let kind: Vec<EventKind> = kinds
+        .column("kind")?
+        .i32()?
+        .iter()
+        .map(|k| match k {
+            Some(1) => EventKind::Signup,
+            Some(2) => EventKind::Signin,
+            Some(3) => EventKind::Logout,
+            Some(4) => EventKind::Alias,
+            _ => EventKind::Other,
+        })
+        .collect();
+
+    // Dictionaries: sorted distinct ids, so the smallest anon_id has the smallest dense id.
+    let anon_ids = dictionary(&[
+        events.column("anon_id")?.as_materialized_series(),
+        kinds.column("alias_prev")?.as_materialized_series(),
+        touches.column("anon_id")?.as_materialized_series(),
+    ])?;
+    let user_ids = dictionary(&[events.column("user_id")?.as_materialized_series()])?;
+    let ev = EventColumns {
+        anon: encode(
+            events.column("anon_id")?.as_materialized_series(),
+            &anon_ids,
+        )?,
+        user: encode(
+            events.column("user_id")?.as_materialized_series(),
+            &user_ids,
+        )?,
+        prev: encode(
+            kinds.column("alias_prev")?.as_materialized_series(),
+            &anon_ids,
+        )?,
+        ts: i64_values(events.column("ts")?)?,
+        kind,
+    };
+    let touch_anon = encode(
+        touches.column("anon_id")?.as_materialized_series(),
+        &anon_ids,
+    )?;
+    let touch_ts = i64_values(touches.column("ts")?)?;
+    Ok(Encoded {
+        anon_ids,
+        user_ids,
+        events: ev,
+        touch_anon,
+        touch_ts,
+    })
+}
+
+/// Sorted distinct non-null values of string columns: the dictionary of a dense id, where a
+/// value's id is its index (so the smallest value gets the smallest id).
+pub fn dictionary(columns: &[&Series]) -> Result<Series> {
     let mut all = Series::new_empty("id".into(), &DataType::String);
     for c in columns {
         all.append(&(*c).clone().with_name("id".into()))?;
@@ -305,8 +340,9 @@ fn dictionary(columns: &[&Series]) -> Result<Series> {
     Ok(unique.sort(SortOptions::default())?)
 }
 
-/// Dense ids of `values` in `dict` (NONE for null).
-fn encode(values: &Series, dict: &Series) -> Result<Vec<u32>> {
+/// Dense ids of `values` in `dict`, a sorted [`dictionary`] (by a left join that keeps the row
+/// order); [`NONE`] for null or for a value not in `dict`.
+pub fn encode(values: &Series, dict: &Series) -> Result<Vec<u32>> {
     let left = DataFrame::new(
         values.len(),
         vec![values.clone().with_name("id".into()).into()],
