@@ -62,7 +62,9 @@ pub fn run_with(
     let mut outputs = std::collections::BTreeMap::new();
     for (name, df) in tables.by_name() {
         let stat = if name == "journeys" {
-            publish::write_partitioned(output, date, name, df)?
+            // By person within each day, so a reader of one person skips most row groups.
+            let sorted = df.sort(["dt", "person_id", "step"], Default::default())?;
+            publish::write_partitioned(output, date, name, &sorted)?
         } else {
             publish::write_table(output, date, name, df)?
         };
@@ -77,6 +79,10 @@ pub fn run_with(
             publish::write_table(output, date, name, df)?,
         );
     }
+    outputs.insert(
+        "export_status".to_string(),
+        publish::write_table(output, date, "export_status", &exports.status_frame()?)?,
+    );
     outputs.insert(
         "quarantine".to_string(),
         publish::write_table(output, date, "quarantine", &raw.quarantine)?,

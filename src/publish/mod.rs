@@ -28,10 +28,22 @@ pub fn run_prefix(date: NaiveDate) -> String {
 
 /// Encode a frame as one Parquet file (zstd, statistics on).
 pub fn parquet_bytes(df: &DataFrame) -> Result<Bytes> {
+    parquet_bytes_grouped(df, None)
+}
+
+/// Rows per row group of `journeys` files. Each partition is sorted by `person_id`, so the
+/// row groups' min/max statistics let a reader looking for one person (`explain`, DuckDB)
+/// decode only the few row groups that can hold it.
+pub const JOURNEY_ROW_GROUP_ROWS: usize = 16_384;
+
+/// Encode a frame as one Parquet file (zstd, statistics on), with at most `row_group_rows`
+/// rows per row group (the writer's default when `None`).
+pub fn parquet_bytes_grouped(df: &DataFrame, row_group_rows: Option<usize>) -> Result<Bytes> {
     let mut buf = Cursor::new(Vec::new());
     let mut df = df.clone();
     ParquetWriter::new(&mut buf)
         .with_compression(ParquetCompression::Zstd(None))
+        .with_row_group_size(row_group_rows)
         .finish(&mut df)?;
     Ok(Bytes::from(buf.into_inner()))
 }
@@ -59,7 +71,8 @@ pub fn write_table(out: &Lake, date: NaiveDate, name: &str, df: &DataFrame) -> R
 
 /// Write a table partitioned by its `dt` column as `<name>/dt=YYYY-MM-DD/part-00000.parquet`
 /// (the `dt` column lives in the folder name only). An empty table still gets one (empty)
-/// file, under the run date's partition, so a reader's glob never fails.
+/// file, under the run date's partition, so a reader's glob never fails. Files are written
+/// in row groups of [`JOURNEY_ROW_GROUP_ROWS`]; sort the frame by the key readers filter on.
 pub fn write_partitioned(
     out: &Lake,
     date: NaiveDate,
@@ -89,7 +102,10 @@ pub fn write_partitioned(
     for (dt, part) in parts {
         let part = part.drop("dt")?;
         let path = format!("{}/{name}/dt={dt}/part-00000.parquet", run_prefix(date));
-        out.put(&path, parquet_bytes(&part)?)?;
+        out.put(
+            &path,
+            parquet_bytes_grouped(&part, Some(JOURNEY_ROW_GROUP_ROWS))?,
+        )?;
         stat.files.push(FileStat {
             path,
             rows: part.height() as u64,
