@@ -15,6 +15,7 @@
 pub mod attribute;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod export;
 pub mod gen;
 pub mod identity;

@@ -5,6 +5,7 @@ mod common;
 
 mod attribution;
 mod cli;
+mod explain;
 mod exports;
 mod identity_rules;
 mod properties;
