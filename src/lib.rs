@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod publish;
 pub mod read;
+pub mod report;
 pub mod stitch;
 pub mod storage;
 

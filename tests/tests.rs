@@ -9,4 +9,5 @@ mod explain;
 mod exports;
 mod identity_rules;
 mod properties;
+mod report;
 mod tables;

@@ -146,21 +146,23 @@ pub fn read_table(out: &Lake, date: NaiveDate, name: &str) -> Result<Option<Data
     Ok(Some(polars::functions::concat_df_diagonal(&frames)?))
 }
 
-/// How many persons of the previous published run had a first touch that is now different.
+/// The previous published run, how many of its persons had a first touch that is now
+/// different, and how many persons it had.
 pub fn first_touch_changes(
     out: &Lake,
     date: NaiveDate,
     persons: &DataFrame,
-) -> Result<(Option<NaiveDate>, Option<u64>)> {
+) -> Result<(Option<NaiveDate>, Option<u64>, Option<u64>)> {
     let previous = published_runs(out)?.into_iter().rfind(|d| *d < date);
     let Some(prev) = previous else {
-        return Ok((None, None));
+        return Ok((None, None, None));
     };
     let Some(old) = read_table(out, prev, "persons")? else {
-        return Ok((Some(prev), None));
+        return Ok((Some(prev), None, None));
     };
+    let old_persons = Some(old.height() as u64);
     if old.column("first_touch").is_err() {
-        return Ok((Some(prev), None));
+        return Ok((Some(prev), None, old_persons));
     }
     let joined = old
         .lazy()
@@ -177,7 +179,7 @@ pub fn first_touch_changes(
         )
         .filter(col("_new").is_null().or(col("_new").neq(col("_old"))))
         .collect()?;
-    Ok((Some(prev), Some(joined.height() as u64)))
+    Ok((Some(prev), Some(joined.height() as u64), old_persons))
 }
 
 /// Write the run's ad-platform files under `runs/<date>/exports/`: Meta batches, the Google
@@ -260,6 +262,16 @@ pub fn read_ledger(out: &Lake) -> Result<Ledger> {
 /// Replace the export ledger (after the run is published).
 pub fn write_ledger(out: &Lake, ledger: &Ledger) -> Result<()> {
     out.put(LEDGER_PATH, parquet_bytes(&ledger.to_frame()?)?)
+}
+
+/// `runs/<date>/report.html`.
+pub fn report_path(date: NaiveDate) -> String {
+    format!("{}/report.html", run_prefix(date))
+}
+
+/// Write the run's report page (before the run is committed).
+pub fn write_report(out: &Lake, date: NaiveDate, html: String) -> Result<()> {
+    out.put(&report_path(date), Bytes::from(html))
 }
 
 /// Mark the run published: `_SUCCESS` (create-only), then move `latest` forward.
