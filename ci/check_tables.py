@@ -42,6 +42,8 @@ EXPECT = {
                     "credit": "DOUBLE"},
     "attribution_summary": {"model": "VARCHAR", "channel": "VARCHAR", "campaign": "VARCHAR",
                             "conversions_credited": "DOUBLE", "value_credited": "DOUBLE"},
+    "export_status": {"conversion_event_id": "VARCHAR", "platform": "VARCHAR",
+                      "exported": "BOOLEAN", "reason": "VARCHAR"},
     "quarantine": {"source": "VARCHAR", "file": "VARCHAR", "row_key": "VARCHAR", "reason": "VARCHAR"},
 }
 

@@ -15,6 +15,7 @@
 pub mod attribute;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod export;
 pub mod gen;
 pub mod identity;
@@ -23,6 +24,7 @@ pub mod progress;
 pub mod publish;
 pub mod quality;
 pub mod read;
+pub mod report;
 pub mod stitch;
 pub mod storage;
 

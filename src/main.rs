@@ -2,16 +2,18 @@
 //! library, and maps the outcome to an exit code (0 success, 1 failure, 2 bad input or
 //! configuration) in one place.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode as ProcessExit;
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
+use lakestitch::explain::{self, Query};
 use lakestitch::gen::GenOptions;
 use lakestitch::pipeline;
 use lakestitch::progress::Progress;
 use lakestitch::quality;
+use lakestitch::storage::{Access, Lake};
 use lakestitch::{Error, ExitCode, JobFile};
 
 #[derive(Parser, Debug)]
@@ -44,6 +46,31 @@ enum Command {
         /// No progress display, log lines only.
         #[arg(long)]
         no_progress: bool,
+    },
+    /// Explain one person of a published run: ids, links, cuts, touches, journey, conversions.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["user", "anon"])))]
+    Explain {
+        /// The job file (TOML); its [lake] output is the run's location.
+        #[arg(long)]
+        job: String,
+        /// A user id.
+        #[arg(long)]
+        user: Option<String>,
+        /// A cookie (anon_id).
+        #[arg(long)]
+        anon: Option<String>,
+        /// The run to read (default: the one `latest` names).
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+        /// Print JSON (a stable shape, see src/explain.rs) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Input location, overriding the job file's [lake] input (unused; accepted for symmetry).
+        #[arg(long)]
+        input: Option<String>,
+        /// Output location, overriding the job file's [lake] output.
+        #[arg(long)]
+        output: Option<String>,
     },
     /// Write a synthetic raw lake with its ground truth.
     Gen {
@@ -137,6 +164,34 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
                 m.identity.persons,
                 m.identity.refused_unions,
             ));
+            Ok(())
+        }
+        Command::Explain {
+            job,
+            user,
+            anon,
+            date,
+            json,
+            input,
+            output,
+        } => {
+            let cfg = JobFile::load(&job)?.into_config(&job, date, input, output);
+            let out = Lake::open(&cfg.output, Access::Read)?;
+            let query = match (user, anon) {
+                (Some(u), _) => Query::user(u),
+                (None, Some(a)) => Query::anon(a),
+                (None, None) => return Err(Error::Usage("give --user or --anon".into())),
+            };
+            let started = std::time::Instant::now();
+            let explanation = explain::explain(&out, date, &query)?;
+            tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "explained");
+            let mut stdout = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut stdout, &explanation)?;
+                writeln!(stdout)?;
+            } else {
+                write!(stdout, "{}", explanation.to_text())?;
+            }
             Ok(())
         }
         Command::Gen {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::publish::{self, manifest::Changes, Manifest};
 use crate::storage::{Access, Lake};
-use crate::{attribute, export, identity, read, stitch};
+use crate::{attribute, export, identity, read, report, stitch};
 
 /// What a successful run published.
 #[derive(Debug, Clone)]
@@ -62,7 +62,9 @@ pub fn run_with(
     let mut outputs = std::collections::BTreeMap::new();
     for (name, df) in tables.by_name() {
         let stat = if name == "journeys" {
-            publish::write_partitioned(output, date, name, df)?
+            // By person within each day, so a reader of one person skips most row groups.
+            let sorted = df.sort(["dt", "person_id", "step"], Default::default())?;
+            publish::write_partitioned(output, date, name, &sorted)?
         } else {
             publish::write_table(output, date, name, df)?
         };
@@ -78,13 +80,18 @@ pub fn run_with(
         );
     }
     outputs.insert(
+        "export_status".to_string(),
+        publish::write_table(output, date, "export_status", &exports.status_frame()?)?,
+    );
+    outputs.insert(
         "quarantine".to_string(),
         publish::write_table(output, date, "quarantine", &raw.quarantine)?,
     );
     let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;
-    let (previous, changed) = publish::first_touch_changes(output, date, &tables.persons)?;
+    let (previous, changed, previous_persons) =
+        publish::first_touch_changes(output, date, &tables.persons)?;
 
-    progress.stage(7, "publish: manifest, _SUCCESS, latest");
+    progress.stage(7, "publish: report, manifest, _SUCCESS, latest");
     let manifest = Manifest {
         run_date: date.format("%Y-%m-%d").to_string(),
         status: "succeeded".into(),
@@ -103,8 +110,19 @@ pub fn run_with(
         changes: Changes {
             previous_run: previous.map(|d| d.format("%Y-%m-%d").to_string()),
             first_touch_changed: changed,
+            previous_persons,
         },
+        report: publish::report_path(date),
     };
+    let html = report::render(&report::ReportInput {
+        manifest: &manifest,
+        persons: &tables.persons,
+        user_attribution: &tables.user_attribution,
+        attribution_summary: &attribution.summary,
+        match_keys: &report::MatchKeys::of(&conversions),
+        previous_persons,
+    })?;
+    publish::write_report(output, date, html)?;
     publish::commit(output, date, &manifest)?;
     // Only a published run counts as exported.
     publish::write_ledger(output, &ledger.updated(date, exports.exported()))?;

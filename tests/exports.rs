@@ -226,6 +226,69 @@ fn export_consent_window_and_reasons_are_counted_in_the_manifest() {
     }
 }
 
+/// `export_status`: each conversion once per destination, with the reason it was left out,
+/// agreeing with the manifest's counts; the next day's run marks them `already_exported`.
+#[test]
+fn export_status_says_why_each_conversion_was_not_exported() {
+    let lake = lake();
+    let run = lake.run(D);
+    let st = run.table("export_status");
+    let rows: Vec<(String, String, bool, Option<String>)> = strings(&st, "conversion_event_id")
+        .into_iter()
+        .zip(strings(&st, "platform"))
+        .zip(bools(&st, "exported"))
+        .zip(strings(&st, "reason"))
+        .map(|(((id, p), e), r)| (id.unwrap(), p.unwrap(), e.unwrap(), r))
+        .collect();
+    let row = |id: &str, p: &str| {
+        rows.iter()
+            .find(|r| r.0 == id && r.1 == p)
+            .map(|r| (r.2, r.3.clone()))
+            .unwrap_or_else(|| panic!("no row {id} {p}: {rows:?}"))
+    };
+    assert_eq!(rows.len(), 9, "3 conversions x 3 destinations: {rows:?}");
+    assert_eq!(row("buy", "meta"), (true, None));
+    assert_eq!(row("buy", "google_click_csv"), (true, None));
+    assert_eq!(row("bob_buy", "meta"), (false, Some("no_consent".into())));
+    assert_eq!(
+        row("cy_old", "meta"),
+        (false, Some("outside_window".into()))
+    );
+    assert_eq!(row("cy_old", "google"), (true, None));
+    assert_eq!(
+        row("cy_old", "google_click_csv"),
+        (false, Some("no_match_key".into()))
+    );
+    let m = run.manifest();
+    for (platform, key) in [("meta", "meta"), ("google", "google")] {
+        let exported = rows.iter().filter(|r| r.1 == platform && r.2).count();
+        assert_eq!(
+            exported as u64,
+            m["exports"][key]["exported"].as_u64().unwrap()
+        );
+    }
+    assert_eq!(
+        m["outputs"]["export_status"]["rows"], 9,
+        "listed in the manifest"
+    );
+
+    let next = lake.run("2026-11-22");
+    let st = next.table("export_status");
+    let reasons = strings(&st, "reason");
+    let platforms = strings(&st, "platform");
+    let ids = strings(&st, "conversion_event_id");
+    for i in 0..st.height() {
+        if ids[i].as_deref() == Some("buy") {
+            assert_eq!(
+                reasons[i].as_deref(),
+                Some("already_exported"),
+                "{:?}",
+                platforms[i]
+            );
+        }
+    }
+}
+
 #[test]
 fn export_oversized_person_is_held_back() {
     let lake = lake();

@@ -5,9 +5,11 @@ mod common;
 
 mod attribution;
 mod cli;
+mod explain;
 mod exports;
 mod identity_rules;
 mod properties;
 mod quality;
 mod reliability;
+mod report;
 mod tables;

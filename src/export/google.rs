@@ -175,6 +175,8 @@ pub struct ClickCsv {
     /// Conversions not in the file, by reason (`no_match_key`: no gclid; `outside_window`:
     /// its gclid click is too old or after the conversion).
     pub skipped: Skipped,
+    /// `event_id` and reason of every conversion not in the file, in output order.
+    pub not_exported: Vec<(String, Reason)>,
 }
 
 /// The Data Manager request bodies of a run.
@@ -186,6 +188,8 @@ pub struct DataManagerExport {
     pub exported: Vec<String>,
     /// What was left out, by reason.
     pub skipped: Skipped,
+    /// `event_id` and reason of every conversion left out, in output order.
+    pub not_exported: Vec<(String, Reason)>,
 }
 
 /// Both Google exports of a run.
@@ -248,24 +252,28 @@ pub fn click_conversions_csv(
         ..ClickCsv::default()
     };
     for c in sorted(conversions) {
-        if let Some(reason) = held_back(c) {
+        let mut skip = |reason: Reason| {
             out.skipped.add(reason);
+            out.not_exported.push((c.event_id.clone(), reason));
+        };
+        if let Some(reason) = held_back(c) {
+            skip(reason);
             continue;
         }
         if c.ts_us >= window_end_us {
-            out.skipped.add(Reason::OutsideWindow);
+            skip(Reason::OutsideWindow);
             continue;
         }
         let Some(gclid) = &c.gclid else {
-            out.skipped.add(Reason::NoMatchKey);
+            skip(Reason::NoMatchKey);
             continue;
         };
         if gclid.id.trim().is_empty() {
-            out.skipped.add(Reason::NoMatchKey);
+            skip(Reason::NoMatchKey);
             continue;
         }
         if !click_in_window(gclid, c.ts_us, window_end_us) {
-            out.skipped.add(Reason::OutsideWindow);
+            skip(Reason::OutsideWindow);
             continue;
         }
         let value = c
@@ -310,13 +318,17 @@ pub fn data_manager_batches(
     let mut skipped = Skipped::default();
     let mut events = Vec::new();
     let mut exported = Vec::new();
+    let mut not_exported = Vec::new();
     for c in sorted(conversions) {
         match dm_event(c, window_end_us, &mut skipped) {
             Ok(e) => {
                 exported.push(c.event_id.clone());
                 events.push(e);
             }
-            Err(reason) => skipped.add(reason),
+            Err(reason) => {
+                skipped.add(reason);
+                not_exported.push((c.event_id.clone(), reason));
+            }
         }
     }
     let destinations = destination(settings).into_iter().collect::<Vec<_>>();
@@ -335,6 +347,7 @@ pub fn data_manager_batches(
         batches,
         exported,
         skipped,
+        not_exported,
     }
 }
 

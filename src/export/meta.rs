@@ -105,6 +105,8 @@ pub struct MetaExport {
     pub exported: Vec<String>,
     /// What was left out, by reason.
     pub skipped: Skipped,
+    /// `event_id` and reason of every conversion left out, in output order.
+    pub not_exported: Vec<(String, Reason)>,
 }
 
 /// Build the Meta request bodies for `conversions`. `window_end_us` is the end of the run date
@@ -118,6 +120,7 @@ pub fn build(
     let mut skipped = Skipped::default();
     let mut events = Vec::new();
     let mut exported = Vec::new();
+    let mut not_exported = Vec::new();
     let window_start = window_end_us.saturating_sub(settings.window_days() * DAY_US);
     let website = settings.action_source == "website";
     for c in sorted(conversions) {
@@ -133,7 +136,10 @@ pub fn build(
                 exported.push(c.event_id.clone());
                 events.push(e);
             }
-            Err(reason) => skipped.add(reason),
+            Err(reason) => {
+                skipped.add(reason);
+                not_exported.push((c.event_id.clone(), reason));
+            }
         }
     }
     let batches = batches(events, MAX_EVENTS)
@@ -144,6 +150,7 @@ pub fn build(
         batches,
         exported,
         skipped,
+        not_exported,
     }
 }
 

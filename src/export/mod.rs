@@ -26,6 +26,7 @@
 //! reaches any output of this module: only their SHA-256.
 
 use chrono::NaiveDate;
+use polars::prelude::{Column, DataFrame};
 use serde::Serialize;
 
 use crate::config::ExportsSection;
@@ -314,6 +315,10 @@ pub(crate) fn batches<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
 /// The platform names of the ledger and the manifest.
 pub const PLATFORMS: [&str; 2] = ["meta", "google"];
 
+/// The destinations of the `export_status` table, in order: the platforms, then the Google
+/// click conversion file.
+pub const PLATFORMS_AND_FILES: [&str; 3] = ["meta", "google", "google_click_csv"];
+
 /// What the export stage made of the run's conversions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exports {
@@ -324,6 +329,59 @@ pub struct Exports {
 }
 
 impl Exports {
+    /// The `export_status` table: one row per conversion and destination (`meta`, `google` for
+    /// the Data Manager bodies, `google_click_csv` for the click conversion file), with
+    /// `exported` and the `reason` it was left out (null when exported). Sorted by
+    /// conversion_event_id, then destination.
+    pub fn status_frame(&self) -> Result<DataFrame> {
+        let mut rows: Vec<(&str, &str, Option<&'static str>)> = Vec::new();
+        type Outcomes<'a> = (&'a str, &'a [String], &'a [(String, Reason)]);
+        let lists: [Outcomes; 3] = [
+            ("meta", &self.meta.exported, &self.meta.not_exported),
+            (
+                "google",
+                &self.google.data_manager.exported,
+                &self.google.data_manager.not_exported,
+            ),
+            (
+                "google_click_csv",
+                &self.google.click_csv.exported,
+                &self.google.click_csv.not_exported,
+            ),
+        ];
+        for (platform, done, skipped) in lists {
+            rows.extend(done.iter().map(|id| (id.as_str(), platform, None)));
+            rows.extend(
+                skipped
+                    .iter()
+                    .map(|(id, r)| (id.as_str(), platform, Some(r.as_str()))),
+            );
+        }
+        let order = |p: &str| PLATFORMS_AND_FILES.iter().position(|x| *x == p);
+        rows.sort_by(|a, b| a.0.cmp(b.0).then_with(|| order(a.1).cmp(&order(b.1))));
+        Ok(DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new(
+                    "conversion_event_id".into(),
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "platform".into(),
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "exported".into(),
+                    rows.iter().map(|r| r.2.is_none()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "reason".into(),
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                ),
+            ],
+        )?)
+    }
+
     /// (platform, exported event ids), for the ledger.
     pub fn exported(&self) -> [(&'static str, &[String]); 2] {
         [
@@ -342,20 +400,30 @@ pub fn export(
     settings: &ExportsSection,
 ) -> Result<Exports> {
     let end = window_end_us(date);
-    let fresh = |platform: &str| -> (Vec<Conversion>, u64) {
+    let fresh = |platform: &str| -> (Vec<Conversion>, Vec<(String, Reason)>) {
         let (done, todo): (Vec<&Conversion>, Vec<&Conversion>) = conversions
             .iter()
             .partition(|c| ledger.already_exported(platform, &c.event_id, date));
-        (todo.into_iter().cloned().collect(), done.len() as u64)
+        let done = sorted(&done.into_iter().cloned().collect::<Vec<_>>())
+            .into_iter()
+            .map(|c| (c.event_id.clone(), Reason::AlreadyExported))
+            .collect();
+        (todo.into_iter().cloned().collect(), done)
     };
     let (todo, done) = fresh("meta");
     let mut meta = meta::build(&todo, &settings.meta, end);
-    meta.skipped.already_exported += done;
+    meta.skipped.already_exported += done.len() as u64;
+    meta.not_exported.extend(done);
     let (todo, done) = fresh("google");
     let mut google = google::build(&todo, &settings.google, end)
         .map_err(|e| Error::Internal(format!("[exports.google] {e}")))?;
-    google.data_manager.skipped.already_exported += done;
-    google.click_csv.skipped.already_exported += done;
+    google.data_manager.skipped.already_exported += done.len() as u64;
+    google.click_csv.skipped.already_exported += done.len() as u64;
+    google
+        .data_manager
+        .not_exported
+        .extend(done.iter().cloned());
+    google.click_csv.not_exported.extend(done);
     Ok(Exports { meta, google })
 }
 

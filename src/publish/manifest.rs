@@ -55,6 +55,8 @@ pub struct Changes {
     /// Persons whose first touch differs from the previous run's (late data with an earlier
     /// time). Null when there is no previous run to compare with.
     pub first_touch_changed: Option<u64>,
+    /// Persons in the previous published run (null without one).
+    pub previous_persons: Option<u64>,
 }
 
 /// The manifest (contract §4).
@@ -90,4 +92,6 @@ pub struct Manifest {
     pub exports: BTreeMap<String, ExportStat>,
     /// Changes since the previous run.
     pub changes: Changes,
+    /// The run's report page, relative to the output location (`runs/<date>/report.html`).
+    pub report: String,
 }

@@ -28,10 +28,22 @@ pub fn run_prefix(date: NaiveDate) -> String {
 
 /// Encode a frame as one Parquet file (zstd, statistics on).
 pub fn parquet_bytes(df: &DataFrame) -> Result<Bytes> {
+    parquet_bytes_grouped(df, None)
+}
+
+/// Rows per row group of `journeys` files. Each partition is sorted by `person_id`, so the
+/// row groups' min/max statistics let a reader looking for one person (`explain`, DuckDB)
+/// decode only the few row groups that can hold it.
+pub const JOURNEY_ROW_GROUP_ROWS: usize = 16_384;
+
+/// Encode a frame as one Parquet file (zstd, statistics on), with at most `row_group_rows`
+/// rows per row group (the writer's default when `None`).
+pub fn parquet_bytes_grouped(df: &DataFrame, row_group_rows: Option<usize>) -> Result<Bytes> {
     let mut buf = Cursor::new(Vec::new());
     let mut df = df.clone();
     ParquetWriter::new(&mut buf)
         .with_compression(ParquetCompression::Zstd(None))
+        .with_row_group_size(row_group_rows)
         .finish(&mut df)?;
     Ok(Bytes::from(buf.into_inner()))
 }
@@ -59,7 +71,8 @@ pub fn write_table(out: &Lake, date: NaiveDate, name: &str, df: &DataFrame) -> R
 
 /// Write a table partitioned by its `dt` column as `<name>/dt=YYYY-MM-DD/part-00000.parquet`
 /// (the `dt` column lives in the folder name only). An empty table still gets one (empty)
-/// file, under the run date's partition, so a reader's glob never fails.
+/// file, under the run date's partition, so a reader's glob never fails. Files are written
+/// in row groups of [`JOURNEY_ROW_GROUP_ROWS`]; sort the frame by the key readers filter on.
 pub fn write_partitioned(
     out: &Lake,
     date: NaiveDate,
@@ -89,7 +102,10 @@ pub fn write_partitioned(
     for (dt, part) in parts {
         let part = part.drop("dt")?;
         let path = format!("{}/{name}/dt={dt}/part-00000.parquet", run_prefix(date));
-        out.put(&path, parquet_bytes(&part)?)?;
+        out.put(
+            &path,
+            parquet_bytes_grouped(&part, Some(JOURNEY_ROW_GROUP_ROWS))?,
+        )?;
         stat.files.push(FileStat {
             path,
             rows: part.height() as u64,
@@ -130,21 +146,23 @@ pub fn read_table(out: &Lake, date: NaiveDate, name: &str) -> Result<Option<Data
     Ok(Some(polars::functions::concat_df_diagonal(&frames)?))
 }
 
-/// How many persons of the previous published run had a first touch that is now different.
+/// The previous published run, how many of its persons had a first touch that is now
+/// different, and how many persons it had.
 pub fn first_touch_changes(
     out: &Lake,
     date: NaiveDate,
     persons: &DataFrame,
-) -> Result<(Option<NaiveDate>, Option<u64>)> {
+) -> Result<(Option<NaiveDate>, Option<u64>, Option<u64>)> {
     let previous = published_runs(out)?.into_iter().rfind(|d| *d < date);
     let Some(prev) = previous else {
-        return Ok((None, None));
+        return Ok((None, None, None));
     };
     let Some(old) = read_table(out, prev, "persons")? else {
-        return Ok((Some(prev), None));
+        return Ok((Some(prev), None, None));
     };
+    let old_persons = Some(old.height() as u64);
     if old.column("first_touch").is_err() {
-        return Ok((Some(prev), None));
+        return Ok((Some(prev), None, old_persons));
     }
     let joined = old
         .lazy()
@@ -161,7 +179,7 @@ pub fn first_touch_changes(
         )
         .filter(col("_new").is_null().or(col("_new").neq(col("_old"))))
         .collect()?;
-    Ok((Some(prev), Some(joined.height() as u64)))
+    Ok((Some(prev), Some(joined.height() as u64), old_persons))
 }
 
 /// Write the run's ad-platform files under `runs/<date>/exports/`: Meta batches, the Google
@@ -244,6 +262,16 @@ pub fn read_ledger(out: &Lake) -> Result<Ledger> {
 /// Replace the export ledger (after the run is published).
 pub fn write_ledger(out: &Lake, ledger: &Ledger) -> Result<()> {
     out.put(LEDGER_PATH, parquet_bytes(&ledger.to_frame()?)?)
+}
+
+/// `runs/<date>/report.html`.
+pub fn report_path(date: NaiveDate) -> String {
+    format!("{}/report.html", run_prefix(date))
+}
+
+/// Write the run's report page (before the run is committed).
+pub fn write_report(out: &Lake, date: NaiveDate, html: String) -> Result<()> {
+    out.put(&report_path(date), Bytes::from(html))
 }
 
 /// Mark the run published: `_SUCCESS` (create-only), then move `latest` forward.

@@ -1,0 +1,926 @@
+//! `lakestitch explain`: one person of a published run, traced end to end (contract §1).
+//!
+//! Given a user id or a cookie id, [`explain`] reads the published tables of one run (the
+//! `latest` by default) and assembles an [`Explanation`]: the person, why its ids are together
+//! (every segment with the link that put it there), why some ids are apart (shared-device cuts
+//! and refused unions), first and last touch, the journey, and each conversion with its credits
+//! per model and its export status per destination. Nothing is recomputed but the touches'
+//! channels, which use the run's own classifier on the published touch JSON.
+//!
+//! Only the rows of the person are decoded where the files allow it: every table is scanned
+//! with a filter that polars pushes down to the Parquet reader, which skips the row groups whose
+//! statistics cannot hold the id. `journeys` is sorted by `person_id` within each day in small
+//! row groups (see [`crate::publish::JOURNEY_ROW_GROUP_ROWS`]), so a 10M-event run decodes a
+//! few row groups per day.
+//!
+//! # JSON shape (`--json`)
+//!
+//! [`Explanation`] serializes with its fields in declaration order; this shape is stable (new
+//! keys may be added, none renamed or removed). Times are RFC 3339 strings in UTC, absent
+//! values are `null`, lists are never absent (possibly empty):
+//!
+//! ```json
+//! {"run_date": "2026-11-21", "query": {"kind": "user", "id": "u_ava"},
+//!  "person": {"person_id": "u_ava", "user_id": "u_ava", "anon_count": 2, "segment_count": 2,
+//!             "conflict_count": 0, "oversized": false, "signup_at": "...", "first_purchase_at": "..."},
+//!  "segments": [{"anon_id": "...", "segment": 0, "valid_from": "...", "valid_to": null,
+//!                "user_id": "u_ava", "link_kind": "signup", "linked_at": "...",
+//!                "link_event_id": "ev_ava_04", "conflict": false}],
+//!  "apart": {"segments": [{"anon_id": "...", "segment": 1, "valid_from": "...", "valid_to": null,
+//!                          "person_id": "u_cy", "user_id": "u_cy", "link_kind": "signin", ...}],
+//!            "shared_cookies": ["anon_shared_laptop"], "refused_unions": 0},
+//!  "first_touch": {"at": "...", "anon_id": "...", "channel": "Paid Search", "source": "google",
+//!                  "medium": "cpc", "campaign": "brand_search", "touch": {...the touch JSON...}},
+//!  "last_touch": {...same keys...},
+//!  "journey": [{"step": 1, "ts": "...", "event": "page_viewed", "anon_id": "...",
+//!               "raw_user_id": null, "user_id": "u_ava", "segment": 0, "backfilled": true,
+//!               "is_conversion": false, "value": null, "currency": null, "event_id": "..."}],
+//!  "conversions": [{"event_id": "ev_ava_08", "converted_at": "...", "value": 49.0,
+//!                   "currency": "USD",
+//!                   "credits": [{"model": "first_touch", "credit": 1.0, "touch_at": "...",
+//!                                "channel": "Paid Search", "source": "google", "medium": "cpc",
+//!                                "campaign": "brand_search"}],
+//!                   "exports": [{"platform": "meta", "exported": true, "reason": null}]}]}
+//! ```
+//!
+//! `apart.segments` are the other segments of the person's cookies, which belong to other
+//! persons: a cut after a logout, or before a link to another user (a shared device).
+//! `apart.shared_cookies` are the person's cookies linked to more than one user.
+//! `apart.refused_unions` is `persons.conflict_count` less the shared cookies: the unions the
+//! run refused because they would have put two users in this person. `exports` is empty for a
+//! run published before the `export_status` table existed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::attribute::channel::{classify, TouchFields};
+use crate::error::{Error, Result};
+use crate::publish::{published_runs, run_prefix};
+use crate::storage::Lake;
+
+/// Whom to explain: a user id or a cookie id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Query {
+    /// `user` or `anon`.
+    pub kind: &'static str,
+    /// The id as given.
+    pub id: String,
+}
+
+impl Query {
+    /// A user id (`--user`).
+    pub fn user(id: impl Into<String>) -> Self {
+        Query {
+            kind: "user",
+            id: id.into(),
+        }
+    }
+
+    /// A cookie id (`--anon`).
+    pub fn anon(id: impl Into<String>) -> Self {
+        Query {
+            kind: "anon",
+            id: id.into(),
+        }
+    }
+}
+
+/// Everything `explain` shows about one person of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The run read (`YYYY-MM-DD`).
+    pub run_date: String,
+    /// What was asked.
+    pub query: Query,
+    /// The person the id belongs to.
+    pub person: PersonInfo,
+    /// The person's segments: why these ids are together.
+    pub segments: Vec<SegmentInfo>,
+    /// Why some ids are apart.
+    pub apart: Apart,
+    /// The earliest counting touch of any of the person's cookies.
+    pub first_touch: Option<TouchInfo>,
+    /// The latest counting touch.
+    pub last_touch: Option<TouchInfo>,
+    /// The journey, in step order.
+    pub journey: Vec<Step>,
+    /// The person's conversions, in time order.
+    pub conversions: Vec<ConversionInfo>,
+}
+
+/// The `persons` row (and the user's write-once facts).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonInfo {
+    /// Stable person id.
+    pub person_id: String,
+    /// The person's user, if any.
+    pub user_id: Option<String>,
+    /// Distinct cookies.
+    pub anon_count: u32,
+    /// Segments.
+    pub segment_count: u32,
+    /// Shared cookies plus refused unions involving the person.
+    pub conflict_count: u32,
+    /// More cookies than the job's limit: held back from exports.
+    pub oversized: bool,
+    /// The user's signup (from `user_attribution`).
+    pub signup_at: Option<String>,
+    /// The user's first purchase (from `user_attribution`).
+    pub first_purchase_at: Option<String>,
+}
+
+/// One `identity_map` row: a segment of a cookie and the link that put it in its person.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentInfo {
+    /// The cookie.
+    pub anon_id: String,
+    /// Segment number within the cookie (0-based).
+    pub segment: u32,
+    /// Start of the segment.
+    pub valid_from: Option<String>,
+    /// End of the segment (null = open).
+    pub valid_to: Option<String>,
+    /// Person of the segment (the explained person, except in [`Apart::segments`]).
+    pub person_id: Option<String>,
+    /// The segment's user.
+    pub user_id: Option<String>,
+    /// `signup`, `signin`, `seen` (null: never linked, an anonymous segment).
+    pub link_kind: Option<String>,
+    /// Time of the segment's first link.
+    pub linked_at: Option<String>,
+    /// The event that made the link.
+    pub link_event_id: Option<String>,
+    /// The cookie was linked to more than one user, or a link of this segment was refused.
+    pub conflict: bool,
+}
+
+/// Why some ids are not in the person.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Apart {
+    /// Other segments of the person's cookies, in other persons.
+    pub segments: Vec<SegmentInfo>,
+    /// The person's cookies that were linked to more than one user (shared devices).
+    pub shared_cookies: Vec<String>,
+    /// Unions refused because they would have joined two users in this person.
+    pub refused_unions: u32,
+}
+
+/// A touch, with the channel the run's classifier gives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TouchInfo {
+    /// When it happened.
+    pub at: Option<String>,
+    /// The cookie it was seen on.
+    pub anon_id: Option<String>,
+    /// GA4 default channel group.
+    pub channel: String,
+    /// Source.
+    pub source: Option<String>,
+    /// Medium.
+    pub medium: Option<String>,
+    /// Campaign.
+    pub campaign: Option<String>,
+    /// The published touch JSON.
+    pub touch: serde_json::Value,
+}
+
+/// One `journeys` row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// 1-based step within the person.
+    pub step: u32,
+    /// Event time.
+    pub ts: Option<String>,
+    /// Event name.
+    pub event: Option<String>,
+    /// Cookie.
+    pub anon_id: Option<String>,
+    /// `user_id` as read.
+    pub raw_user_id: Option<String>,
+    /// Resolved user.
+    pub user_id: Option<String>,
+    /// Segment number of the cookie.
+    pub segment: Option<u32>,
+    /// The raw user id was null and the person's user was filled in.
+    pub backfilled: bool,
+    /// A conversion event.
+    pub is_conversion: bool,
+    /// Value.
+    pub value: Option<f64>,
+    /// Currency.
+    pub currency: Option<String>,
+    /// The event's id.
+    pub event_id: String,
+}
+
+/// One conversion: its credits per model and its exports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversionInfo {
+    /// The conversion's event id.
+    pub event_id: String,
+    /// When it happened.
+    pub converted_at: Option<String>,
+    /// Value.
+    pub value: Option<f64>,
+    /// Currency.
+    pub currency: Option<String>,
+    /// `attribution` rows, by model then touch time.
+    pub credits: Vec<Credit>,
+    /// `export_status` rows, one per destination.
+    pub exports: Vec<ExportInfo>,
+}
+
+/// One `attribution` row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Credit {
+    /// Model.
+    pub model: String,
+    /// Share of the conversion (the credits of one model add up to 1).
+    pub credit: f64,
+    /// The credited touch's time (null for `Direct`).
+    pub touch_at: Option<String>,
+    /// Channel.
+    pub channel: Option<String>,
+    /// Source.
+    pub source: Option<String>,
+    /// Medium.
+    pub medium: Option<String>,
+    /// Campaign.
+    pub campaign: Option<String>,
+}
+
+/// One `export_status` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportInfo {
+    /// `meta`, `google` (Data Manager) or `google_click_csv`.
+    pub platform: String,
+    /// Written to the platform's files by this run.
+    pub exported: bool,
+    /// Why not (a manifest skip reason), when not exported.
+    pub reason: Option<String>,
+}
+
+/// The run to read: `date`, else the one `latest` names. Errors with [`Error::NotFound`]
+/// when that run is not published.
+pub fn run_date(out: &Lake, date: Option<NaiveDate>) -> Result<NaiveDate> {
+    let date = match date {
+        Some(d) => d,
+        None => {
+            let latest = out.get_opt("latest")?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no published run under {} (no `latest`)",
+                    out.url()
+                ))
+            })?;
+            let text = String::from_utf8_lossy(&latest).trim().to_string();
+            NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+                Error::bad_input(
+                    "latest",
+                    format!("expected a date YYYY-MM-DD, found `{text}`"),
+                )
+            })?
+        }
+    };
+    if out
+        .get_opt(&format!("{}/_SUCCESS", run_prefix(date)))?
+        .is_none()
+    {
+        let known: Vec<String> = published_runs(out)?
+            .iter()
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .collect();
+        return Err(Error::NotFound(format!(
+            "the run of {date} is not published under {} (published: {})",
+            out.url(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    Ok(date)
+}
+
+/// Read the rows of a published table that match `predicate`, letting the Parquet reader skip
+/// row groups by their statistics. `None` when the run has no such table.
+pub fn scan_table(
+    out: &Lake,
+    date: NaiveDate,
+    table: &str,
+    predicate: Expr,
+) -> Result<Option<DataFrame>> {
+    let prefix = format!("{}/{table}/", run_prefix(date));
+    let mut buffers: Vec<polars_buffer::Buffer<u8>> = Vec::new();
+    for (path, _) in out.list(&prefix)? {
+        if path.ends_with(".parquet") {
+            buffers.push(polars_buffer::Buffer::from_owner(out.get(&path)?));
+        }
+    }
+    if buffers.is_empty() {
+        return Ok(None);
+    }
+    let df = LazyFrame::scan_parquet_sources(
+        ScanSources::Buffers(buffers.into()),
+        ScanArgsParquet {
+            hive_options: HiveOptions::new_disabled(),
+            ..ScanArgsParquet::default()
+        },
+    )?
+    .filter(predicate)
+    .collect()?;
+    Ok(Some(df))
+}
+
+fn required(out: &Lake, date: NaiveDate, table: &str, predicate: Expr) -> Result<DataFrame> {
+    scan_table(out, date, table, predicate)?.ok_or_else(|| {
+        Error::bad_input(
+            format!("{}/{table}", run_prefix(date)),
+            "the published run has no such table",
+        )
+    })
+}
+
+/// Explain the person `query` belongs to, in the run of `date` (the latest when `None`).
+pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Explanation> {
+    let date = run_date(out, date)?;
+    let day = date.format("%Y-%m-%d").to_string();
+    let not_found = || {
+        Error::NotFound(format!(
+            "{} `{}` is not in the run of {day} (no {} in {})",
+            if query.kind == "user" {
+                "user"
+            } else {
+                "cookie"
+            },
+            query.id,
+            if query.kind == "user" {
+                "persons row"
+            } else {
+                "identity_map row"
+            },
+            out.url()
+        ))
+    };
+
+    // The person.
+    let person_id = if query.kind == "user" {
+        let p = required(
+            out,
+            date,
+            "persons",
+            col("user_id").eq(lit(query.id.clone())),
+        )?;
+        strs(&p, "person_id")?
+            .into_iter()
+            .flatten()
+            .next()
+            .ok_or_else(not_found)?
+    } else {
+        let m = required(
+            out,
+            date,
+            "identity_map",
+            col("anon_id").eq(lit(query.id.clone())),
+        )?
+        .sort(["segment"], Default::default())?;
+        // A cut cookie belongs to the person of its latest segment (as in `anon_visitors`).
+        strs(&m, "person_id")?
+            .into_iter()
+            .flatten()
+            .last()
+            .ok_or_else(not_found)?
+    };
+    let is_person = || col("person_id").eq(lit(person_id.clone()));
+
+    let p = required(out, date, "persons", is_person())?;
+    if p.height() == 0 {
+        return Err(not_found());
+    }
+    let ua = scan_table(out, date, "user_attribution", is_person())?;
+    let ua_time = |name: &str| -> Result<Option<String>> {
+        Ok(match &ua {
+            Some(df) if df.height() > 0 && df.column(name).is_ok() => {
+                times(df, name)?.into_iter().next().flatten()
+            }
+            _ => None,
+        })
+    };
+    let person = PersonInfo {
+        person_id: person_id.clone(),
+        user_id: strs(&p, "user_id")?.remove(0),
+        anon_count: u32s(&p, "anon_count")?[0].unwrap_or(0),
+        segment_count: u32s(&p, "segment_count")?[0].unwrap_or(0),
+        conflict_count: u32s(&p, "conflict_count")?[0].unwrap_or(0),
+        oversized: bools(&p, "oversized")?[0].unwrap_or(false),
+        signup_at: ua_time("signup_at")?,
+        first_purchase_at: ua_time("first_purchase_at")?,
+    };
+
+    // Segments: the person's, then every other segment of its cookies.
+    let mine = required(out, date, "identity_map", is_person())?;
+    let segments = segment_rows(&mine)?;
+    let cookies: BTreeSet<String> = segments.iter().map(|s| s.anon_id.clone()).collect();
+    let cookie_list = Series::new(
+        "cookies".into(),
+        cookies.iter().cloned().collect::<Vec<_>>(),
+    );
+    let others = required(
+        out,
+        date,
+        "identity_map",
+        col("anon_id")
+            .is_in(lit(cookie_list).implode(true), false)
+            .and(col("person_id").neq(lit(person_id.clone()))),
+    )?;
+    let other_segments = segment_rows(&others)?;
+    let mut users_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for s in segments.iter().chain(&other_segments) {
+        if let Some(u) = &s.user_id {
+            users_of.entry(&s.anon_id).or_default().insert(u);
+        }
+    }
+    let shared_cookies: Vec<String> = users_of
+        .iter()
+        .filter(|(_, u)| u.len() > 1)
+        .map(|(a, _)| a.to_string())
+        .collect();
+    let apart = Apart {
+        refused_unions: person
+            .conflict_count
+            .saturating_sub(shared_cookies.len() as u32),
+        segments: other_segments,
+        shared_cookies,
+    };
+
+    let touch = |json: &str, at: &str| -> Result<Option<TouchInfo>> {
+        let js = strs(&p, json)?.remove(0);
+        let at = if p.column(at).is_ok() {
+            times(&p, at)?.remove(0)
+        } else {
+            None
+        };
+        Ok(js.map(|js| touch_info(&js, at)))
+    };
+    let first_touch = touch("first_touch", "first_touch_at")?;
+    let last_touch = touch("last_touch", "last_touch_at")?;
+
+    // Journey.
+    let j = required(out, date, "journeys", is_person())?.sort(["step"], Default::default())?;
+    let journey = journey_rows(&j)?;
+
+    // Conversions: attribution credits and export status.
+    let conv: Vec<&Step> = journey.iter().filter(|s| s.is_conversion).collect();
+    let a = required(out, date, "attribution", is_person())?;
+    let credits = credit_rows(&a)?;
+    let ids = Series::new(
+        "ids".into(),
+        conv.iter().map(|s| s.event_id.clone()).collect::<Vec<_>>(),
+    );
+    let st = scan_table(
+        out,
+        date,
+        "export_status",
+        col("conversion_event_id").is_in(lit(ids).implode(true), false),
+    )?;
+    let mut exports: BTreeMap<String, Vec<ExportInfo>> = BTreeMap::new();
+    if let Some(st) = &st {
+        let ids = strs(st, "conversion_event_id")?;
+        let platforms = strs(st, "platform")?;
+        let done = bools(st, "exported")?;
+        let reasons = strs(st, "reason")?;
+        for i in 0..st.height() {
+            if let (Some(id), Some(platform)) = (&ids[i], &platforms[i]) {
+                exports.entry(id.clone()).or_default().push(ExportInfo {
+                    platform: platform.clone(),
+                    exported: done[i].unwrap_or(false),
+                    reason: reasons[i].clone(),
+                });
+            }
+        }
+    }
+    let conversions = conv
+        .iter()
+        .map(|s| ConversionInfo {
+            event_id: s.event_id.clone(),
+            converted_at: s.ts.clone(),
+            value: s.value,
+            currency: s.currency.clone(),
+            credits: credits.get(&s.event_id).cloned().unwrap_or_default(),
+            exports: exports.remove(&s.event_id).unwrap_or_default(),
+        })
+        .collect();
+
+    Ok(Explanation {
+        run_date: day,
+        query: query.clone(),
+        person,
+        segments,
+        apart,
+        first_touch,
+        last_touch,
+        journey,
+        conversions,
+    })
+}
+
+/// Channel, source, medium and campaign of a published touch JSON, by the run's classifier.
+pub fn touch_info(json: &str, at: Option<String>) -> TouchInfo {
+    let value: serde_json::Value =
+        serde_json::from_str(json).unwrap_or(serde_json::Value::String(json.to_string()));
+    let obj = value.as_object();
+    let get = |k: &str| obj.and_then(|o| o.get(k)).and_then(|v| v.as_str());
+    let known: BTreeSet<&str> = crate::read::schema::TOUCHES
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    let has_extra_key = obj.is_some_and(|o| {
+        o.iter()
+            .any(|(k, v)| !known.contains(k.as_str()) && v.as_str().is_some_and(|s| !s.is_empty()))
+    });
+    let fields = TouchFields {
+        utm_source: get("utm_source"),
+        utm_medium: get("utm_medium"),
+        utm_campaign: get("utm_campaign"),
+        utm_content: get("utm_content"),
+        utm_term: get("utm_term"),
+        gclid: get("gclid"),
+        gbraid: get("gbraid"),
+        wbraid: get("wbraid"),
+        msclkid: get("msclkid"),
+        fbclid: get("fbclid"),
+        ttclid: get("ttclid"),
+        li_fat_id: get("li_fat_id"),
+        referrer: get("referrer"),
+        landing_url: get("landing_url"),
+        has_extra_key,
+    };
+    let c = classify(&fields);
+    TouchInfo {
+        at: at.or_else(|| get("ts").map(str::to_string)),
+        anon_id: get("anon_id").map(str::to_string),
+        channel: c.channel.to_string(),
+        source: c.source,
+        medium: c.medium,
+        campaign: c.campaign,
+        touch: value,
+    }
+}
+
+fn segment_rows(df: &DataFrame) -> Result<Vec<SegmentInfo>> {
+    let df = df.sort(["anon_id", "segment"], Default::default())?;
+    let anon = strs(&df, "anon_id")?;
+    let seg = u32s(&df, "segment")?;
+    let from = times(&df, "valid_from")?;
+    let to = times(&df, "valid_to")?;
+    let person = strs(&df, "person_id")?;
+    let user = strs(&df, "user_id")?;
+    let kind = strs(&df, "link_kind")?;
+    let linked = times(&df, "linked_at")?;
+    let link_ev = strs(&df, "link_event_id")?;
+    let conflict = bools(&df, "conflict")?;
+    Ok((0..df.height())
+        .map(|i| SegmentInfo {
+            anon_id: anon[i].clone().unwrap_or_default(),
+            segment: seg[i].unwrap_or(0),
+            valid_from: from[i].clone(),
+            valid_to: to[i].clone(),
+            person_id: person[i].clone(),
+            user_id: user[i].clone(),
+            link_kind: kind[i].clone(),
+            linked_at: linked[i].clone(),
+            link_event_id: link_ev[i].clone(),
+            conflict: conflict[i].unwrap_or(false),
+        })
+        .collect())
+}
+
+fn journey_rows(df: &DataFrame) -> Result<Vec<Step>> {
+    let step = u32s(df, "step")?;
+    let ts = times(df, "ts")?;
+    let event = strs(df, "event")?;
+    let anon = strs(df, "anon_id")?;
+    let raw = strs(df, "raw_user_id")?;
+    let user = strs(df, "user_id")?;
+    let segment = u32s(df, "segment")?;
+    let backfilled = bools(df, "backfilled")?;
+    let conv = bools(df, "is_conversion")?;
+    let value = f64s(df, "value")?;
+    let currency = strs(df, "currency")?;
+    let id = strs(df, "event_id")?;
+    Ok((0..df.height())
+        .map(|i| Step {
+            step: step[i].unwrap_or(0),
+            ts: ts[i].clone(),
+            event: event[i].clone(),
+            anon_id: anon[i].clone(),
+            raw_user_id: raw[i].clone(),
+            user_id: user[i].clone(),
+            segment: segment[i],
+            backfilled: backfilled[i].unwrap_or(false),
+            is_conversion: conv[i].unwrap_or(false),
+            value: value[i],
+            currency: currency[i].clone(),
+            event_id: id[i].clone().unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Model order of the attribution table (contract §4).
+const MODELS: [&str; 5] = [
+    "first_touch",
+    "last_non_direct",
+    "linear",
+    "position_based",
+    "time_decay",
+];
+
+fn credit_rows(df: &DataFrame) -> Result<BTreeMap<String, Vec<Credit>>> {
+    let id = strs(df, "conversion_event_id")?;
+    let model = strs(df, "model")?;
+    let credit = f64s(df, "credit")?;
+    let touch_at = times(df, "touch_at")?;
+    let touch_us = i64s(df, "touch_at")?;
+    let channel = strs(df, "channel")?;
+    let source = strs(df, "source")?;
+    let medium = strs(df, "medium")?;
+    let campaign = strs(df, "campaign")?;
+    let mut rows: Vec<(String, usize, Option<i64>, Credit)> = (0..df.height())
+        .map(|i| {
+            let m = model[i].clone().unwrap_or_default();
+            let rank = MODELS.iter().position(|x| *x == m).unwrap_or(MODELS.len());
+            (
+                id[i].clone().unwrap_or_default(),
+                rank,
+                touch_us[i],
+                Credit {
+                    model: m,
+                    credit: credit[i].unwrap_or(0.0),
+                    touch_at: touch_at[i].clone(),
+                    channel: channel[i].clone(),
+                    source: source[i].clone(),
+                    medium: medium[i].clone(),
+                    campaign: campaign[i].clone(),
+                },
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.0, a.1, &a.3.model, a.2)
+            .partial_cmp(&(&b.0, b.1, &b.3.model, b.2))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut out: BTreeMap<String, Vec<Credit>> = BTreeMap::new();
+    for (id, _, _, c) in rows {
+        out.entry(id).or_default().push(c);
+    }
+    Ok(out)
+}
+
+fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+    let c = df.column(name)?.cast(&DataType::String)?;
+    Ok(c.str()?.iter().map(|s| s.map(str::to_string)).collect())
+}
+
+fn u32s(df: &DataFrame, name: &str) -> Result<Vec<Option<u32>>> {
+    let c = df.column(name)?.cast(&DataType::UInt32)?;
+    Ok(c.u32()?.iter().collect())
+}
+
+fn i64s(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> {
+    let c = df.column(name)?.cast(&DataType::Int64)?;
+    Ok(c.i64()?.iter().collect())
+}
+
+fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
+    let c = df.column(name)?.cast(&DataType::Float64)?;
+    Ok(c.f64()?.iter().collect())
+}
+
+fn bools(df: &DataFrame, name: &str) -> Result<Vec<Option<bool>>> {
+    Ok(df.column(name)?.bool()?.iter().collect())
+}
+
+/// A timestamp column (µs since the epoch, any zone) as RFC 3339 UTC strings.
+fn times(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+    let c = df.column(name)?;
+    let us = match c.dtype() {
+        DataType::Datetime(TimeUnit::Milliseconds, _) => 1_000,
+        DataType::Datetime(TimeUnit::Nanoseconds, _) => -1_000,
+        _ => 1,
+    };
+    Ok(i64s(df, name)?
+        .into_iter()
+        .map(|v| {
+            v.map(|v| match us {
+                1_000 => v * 1_000,
+                -1_000 => v / 1_000,
+                _ => v,
+            })
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        })
+        .collect())
+}
+
+fn or_dash(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("-")
+}
+
+fn touch_line(t: &Option<TouchInfo>) -> String {
+    match t {
+        None => "none (no counting touch)".to_string(),
+        Some(t) => format!(
+            "{}  {}  {} / {} / {}  on {}",
+            or_dash(&t.at),
+            t.channel,
+            or_dash(&t.source),
+            or_dash(&t.medium),
+            or_dash(&t.campaign),
+            or_dash(&t.anon_id)
+        ),
+    }
+}
+
+fn segment_line(s: &SegmentInfo, w: usize) -> String {
+    let link = match (&s.link_kind, &s.linked_at, &s.link_event_id) {
+        (Some(k), at, ev) => format!("{k} at {} by {}", or_dash(at), or_dash(ev)),
+        (None, _, _) => "never linked (anonymous)".to_string(),
+    };
+    format!(
+        "{:w$} #{}  {} → {}  user {}  {}{}",
+        s.anon_id,
+        s.segment,
+        or_dash(&s.valid_from),
+        s.valid_to.as_deref().unwrap_or("open"),
+        or_dash(&s.user_id),
+        link,
+        if s.conflict { "  [conflict]" } else { "" }
+    )
+}
+
+impl Explanation {
+    /// The explanation as readable text for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let p = &self.person;
+        let _ = writeln!(
+            o,
+            "Person {} (user {}) in the run of {}",
+            p.person_id,
+            or_dash(&p.user_id),
+            self.run_date
+        );
+        let _ = writeln!(
+            o,
+            "  {} cookies, {} segments, conflict count {}, oversized: {}",
+            p.anon_count,
+            p.segment_count,
+            p.conflict_count,
+            if p.oversized {
+                "yes (held back from exports)"
+            } else {
+                "no"
+            }
+        );
+        if p.signup_at.is_some() || p.first_purchase_at.is_some() {
+            let _ = writeln!(
+                o,
+                "  signup {}, first purchase {}",
+                or_dash(&p.signup_at),
+                or_dash(&p.first_purchase_at)
+            );
+        }
+
+        let aw = self
+            .segments
+            .iter()
+            .chain(&self.apart.segments)
+            .map(|s| s.anon_id.len())
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(o, "\nWhy these ids are together (segment: link)");
+        for s in &self.segments {
+            let _ = writeln!(o, "  {}", segment_line(s, aw));
+        }
+
+        let _ = writeln!(o, "\nWhy some ids are apart");
+        let a = &self.apart;
+        if a.segments.is_empty() && a.shared_cookies.is_empty() && a.refused_unions == 0 {
+            let _ = writeln!(o, "  nothing: no cut cookie, no refused union");
+        }
+        for s in &a.segments {
+            let _ = writeln!(
+                o,
+                "  {}  → person {}",
+                segment_line(s, aw),
+                or_dash(&s.person_id)
+            );
+        }
+        for c in &a.shared_cookies {
+            let _ = writeln!(
+                o,
+                "  {c} was linked to more than one user (shared device): cut into segments"
+            );
+        }
+        if a.refused_unions > 0 {
+            let _ = writeln!(
+                o,
+                "  {} union(s) refused: they would have put two users in one person",
+                a.refused_unions
+            );
+        }
+
+        let _ = writeln!(o, "\nFirst touch  {}", touch_line(&self.first_touch));
+        let _ = writeln!(o, "Last touch   {}", touch_line(&self.last_touch));
+
+        let backfilled = self.journey.iter().filter(|s| s.backfilled).count();
+        let _ = writeln!(
+            o,
+            "\nJourney ({} events, {backfilled} backfilled)",
+            self.journey.len()
+        );
+        let w = self
+            .journey
+            .iter()
+            .map(|s| s.event.as_deref().unwrap_or("-").len())
+            .max()
+            .unwrap_or(0);
+        let jw = self
+            .journey
+            .iter()
+            .map(|s| or_dash(&s.anon_id).len())
+            .max()
+            .unwrap_or(0);
+        for s in &self.journey {
+            let mut flags = Vec::new();
+            if s.backfilled {
+                flags.push("backfilled".to_string());
+            }
+            if s.is_conversion {
+                flags.push(match (s.value, &s.currency) {
+                    (Some(v), Some(c)) => format!("conversion {v:.2} {c}"),
+                    (Some(v), None) => format!("conversion {v:.2}"),
+                    _ => "conversion".to_string(),
+                });
+            }
+            let _ = writeln!(
+                o,
+                "  {:>4}  {}  {:w$}  {:jw$}  user {}{}",
+                s.step,
+                or_dash(&s.ts),
+                s.event.as_deref().unwrap_or("-"),
+                or_dash(&s.anon_id),
+                or_dash(&s.user_id),
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", flags.join(", "))
+                }
+            );
+        }
+
+        let _ = writeln!(o, "\nConversions ({})", self.conversions.len());
+        for c in &self.conversions {
+            let value = match (c.value, &c.currency) {
+                (Some(v), Some(cur)) => format!("{v:.2} {cur}"),
+                (Some(v), None) => format!("{v:.2}"),
+                _ => "no value".to_string(),
+            };
+            let _ = writeln!(o, "  {}  {}  {value}", c.event_id, or_dash(&c.converted_at));
+            for k in &c.credits {
+                let _ = writeln!(
+                    o,
+                    "    {:<16} {:>5.2}  {}  {} / {} / {}  touch {}",
+                    k.model,
+                    k.credit,
+                    or_dash(&k.channel),
+                    or_dash(&k.source),
+                    or_dash(&k.medium),
+                    or_dash(&k.campaign),
+                    or_dash(&k.touch_at)
+                );
+            }
+            if c.exports.is_empty() {
+                let _ = writeln!(o, "    exports: unknown (the run has no export_status)");
+            }
+            for e in &c.exports {
+                let _ = writeln!(
+                    o,
+                    "    {:<16} {}",
+                    e.platform,
+                    if e.exported {
+                        "exported".to_string()
+                    } else {
+                        format!("not exported: {}", or_dash(&e.reason))
+                    }
+                );
+            }
+        }
+        o
+    }
+}

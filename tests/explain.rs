@@ -1,0 +1,436 @@
+//! `explain` over a real run: a cross-device user, a shared laptop, a conversion with its
+//! credits and export status; the JSON shape; unknown ids through the binary (exit 2).
+
+use std::process::Command;
+
+use crate::common::*;
+use lakestitch::explain::{explain, Query};
+use polars::prelude::*;
+
+const D: &str = "2026-11-05";
+
+/// Ann clicks a Google ad on her phone, signs up on her laptop, signs in on the phone, buys on
+/// the laptop. Bob and Cy share a laptop that is never logged out.
+fn lake() -> TestLake {
+    let mut lake = TestLake::new();
+    lake.touches(
+        "2026-11-01",
+        &[touch("ann_phone", "2026-11-01T09:00:00Z")
+            .gclid("GCLID_ann")
+            .utm("google", "cpc", "brand")],
+    );
+    lake.touches(
+        "2026-11-02",
+        &[touch("shared", "2026-11-02T08:59:00Z").utm("newsletter", "email", "weekly")],
+    );
+    lake.events(
+        "2026-11-01",
+        &[ev(
+            "p1",
+            "page_viewed",
+            "2026-11-01T09:01:00Z",
+            Some("ann_phone"),
+            None,
+        )],
+    );
+    let mut buy = ev(
+        "buy",
+        "purchase_completed",
+        "2026-11-04T12:00:00Z",
+        Some("ann_laptop"),
+        Some("ann"),
+    )
+    .purchase(20.0, Some("ann@example.com"))
+    .props(r#"{"url":"https://www.example.com/done"}"#);
+    buy.user_agent = Some("Mozilla/5.0 laptop".into());
+    lake.events(
+        "2026-11-02",
+        &[
+            ev(
+                "p2",
+                "page_viewed",
+                "2026-11-02T10:00:00Z",
+                Some("ann_laptop"),
+                None,
+            ),
+            ev(
+                "su",
+                "signup_completed",
+                "2026-11-02T10:05:00Z",
+                Some("ann_laptop"),
+                Some("ann"),
+            ),
+            ev(
+                "b1",
+                "signed_in",
+                "2026-11-02T09:00:00Z",
+                Some("shared"),
+                Some("bob"),
+            ),
+            ev(
+                "b2",
+                "page_viewed",
+                "2026-11-02T09:01:00Z",
+                Some("shared"),
+                None,
+            ),
+        ],
+    );
+    lake.events(
+        "2026-11-03",
+        &[
+            ev(
+                "si",
+                "signed_in",
+                "2026-11-03T08:00:00Z",
+                Some("ann_phone"),
+                Some("ann"),
+            ),
+            ev(
+                "c1",
+                "signed_in",
+                "2026-11-03T09:00:00Z",
+                Some("shared"),
+                Some("cy"),
+            ),
+        ],
+    );
+    lake.events("2026-11-04", &[buy]);
+    lake
+}
+
+#[test]
+fn explains_a_cross_device_user_end_to_end() {
+    let lake = lake();
+    let run = lake.run(D);
+    let x = explain(&run.out, None, &Query::user("ann")).unwrap();
+    assert_eq!(x.run_date, D);
+    assert_eq!(x.person.person_id, "ann");
+    assert_eq!(x.person.user_id.as_deref(), Some("ann"));
+    assert!(!x.person.oversized);
+    assert_eq!(x.person.anon_count, 2);
+
+    // Why together: each cookie's segment with the link that made it.
+    let links: Vec<_> = x
+        .segments
+        .iter()
+        .map(|s| {
+            (
+                s.anon_id.as_str(),
+                s.link_kind.as_deref(),
+                s.link_event_id.as_deref(),
+                s.linked_at.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        links,
+        vec![
+            (
+                "ann_laptop",
+                Some("signup"),
+                Some("su"),
+                Some("2026-11-02T10:05:00Z")
+            ),
+            (
+                "ann_phone",
+                Some("signin"),
+                Some("si"),
+                Some("2026-11-03T08:00:00Z")
+            ),
+        ]
+    );
+    assert!(x.apart.segments.is_empty() && x.apart.shared_cookies.is_empty());
+
+    // First touch: the phone's Google click, classified like the run does.
+    let ft = x.first_touch.as_ref().unwrap();
+    assert_eq!(ft.at.as_deref(), Some("2026-11-01T09:00:00Z"));
+    assert_eq!(ft.anon_id.as_deref(), Some("ann_phone"));
+    assert_eq!(ft.channel, "Paid Search");
+    assert_eq!(
+        (
+            ft.source.as_deref(),
+            ft.medium.as_deref(),
+            ft.campaign.as_deref()
+        ),
+        (Some("google"), Some("cpc"), Some("brand"))
+    );
+    assert_eq!(ft.touch["gclid"], "GCLID_ann");
+    assert_eq!(
+        run.str_of("user_attribution", "user_id", "ann", "first_touch_channel")
+            .as_deref(),
+        Some(ft.channel.as_str())
+    );
+
+    // The journey in step order, the pre-login events backfilled.
+    let steps: Vec<_> = x
+        .journey
+        .iter()
+        .map(|s| (s.step, s.event_id.as_str(), s.backfilled))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (1, "p1", true),
+            (2, "p2", true),
+            (3, "su", false),
+            (4, "si", false),
+            (5, "buy", false),
+        ]
+    );
+
+    // The conversion: one credit row per model (each model's credits add up to 1) and one
+    // export row per destination.
+    assert_eq!(x.conversions.len(), 1);
+    let c = &x.conversions[0];
+    assert_eq!(c.event_id, "buy");
+    assert_eq!(c.value, Some(20.0));
+    let models: Vec<_> = c.credits.iter().map(|k| k.model.as_str()).collect();
+    assert_eq!(
+        models,
+        [
+            "first_touch",
+            "last_non_direct",
+            "linear",
+            "position_based",
+            "time_decay"
+        ]
+    );
+    assert!(c
+        .credits
+        .iter()
+        .all(|k| (k.credit - 1.0).abs() < 1e-9 && k.channel.as_deref() == Some("Paid Search")));
+    let exports: Vec<_> = c
+        .exports
+        .iter()
+        .map(|e| (e.platform.as_str(), e.exported, e.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        exports,
+        vec![
+            ("meta", true, None),
+            ("google", true, None),
+            ("google_click_csv", true, None),
+        ]
+    );
+
+    let text = x.to_text();
+    for needle in [
+        "Person ann (user ann)",
+        "ann_phone",
+        "signin at 2026-11-03T08:00:00Z by si",
+        "[backfilled]",
+        "Paid Search  google / cpc / brand",
+        "google_click_csv exported",
+    ] {
+        assert!(text.contains(needle), "{needle} in\n{text}");
+    }
+}
+
+#[test]
+fn explains_why_a_shared_laptop_is_cut() {
+    let lake = lake();
+    let run = lake.run(D);
+    // The cookie belongs to the person of its latest segment.
+    let x = explain(&run.out, None, &Query::anon("shared")).unwrap();
+    assert_eq!(x.person.person_id, "cy");
+    assert_eq!(x.person.conflict_count, 1);
+    assert_eq!(x.segments.len(), 1);
+    assert_eq!(x.segments[0].segment, 1);
+    assert!(x.segments[0].conflict);
+    assert_eq!(x.apart.shared_cookies, vec!["shared".to_string()]);
+    assert_eq!(x.apart.refused_unions, 0);
+    let other = &x.apart.segments[0];
+    assert_eq!(
+        (
+            other.segment,
+            other.person_id.as_deref(),
+            other.valid_to.as_deref()
+        ),
+        (0, Some("bob"), Some("2026-11-03T09:00:00Z"))
+    );
+    // Bob's side of the same laptop.
+    let b = explain(&run.out, Some(date(D)), &Query::user("bob")).unwrap();
+    assert_eq!(b.apart.segments[0].person_id.as_deref(), Some("cy"));
+    let steps: Vec<_> = b
+        .journey
+        .iter()
+        .map(|s| (s.event_id.as_str(), s.backfilled))
+        .collect();
+    assert_eq!(steps, vec![("b1", false), ("b2", true)]);
+    assert!(b.conversions.is_empty());
+    assert!(x.to_text().contains("linked to more than one user"));
+}
+
+#[test]
+fn explanation_json_has_the_documented_shape() {
+    let lake = lake();
+    let run = lake.run(D);
+    let x = explain(&run.out, None, &Query::user("ann")).unwrap();
+    let v = serde_json::to_value(&x).unwrap();
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let sorted = |k: &[&str]| -> Vec<String> {
+        let mut k: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&v),
+        sorted(&[
+            "run_date",
+            "query",
+            "person",
+            "segments",
+            "apart",
+            "first_touch",
+            "last_touch",
+            "journey",
+            "conversions"
+        ])
+    );
+    assert_eq!(v["query"], serde_json::json!({"kind": "user", "id": "ann"}));
+    assert_eq!(
+        keys(&v["person"]),
+        sorted(&[
+            "person_id",
+            "user_id",
+            "anon_count",
+            "segment_count",
+            "conflict_count",
+            "oversized",
+            "signup_at",
+            "first_purchase_at"
+        ])
+    );
+    assert_eq!(
+        keys(&v["segments"][0]),
+        sorted(&[
+            "anon_id",
+            "segment",
+            "valid_from",
+            "valid_to",
+            "person_id",
+            "user_id",
+            "link_kind",
+            "linked_at",
+            "link_event_id",
+            "conflict"
+        ])
+    );
+    assert_eq!(
+        keys(&v["apart"]),
+        sorted(&["segments", "shared_cookies", "refused_unions"])
+    );
+    assert_eq!(
+        keys(&v["first_touch"]),
+        sorted(&["at", "anon_id", "channel", "source", "medium", "campaign", "touch"])
+    );
+    assert_eq!(
+        keys(&v["journey"][0]),
+        sorted(&[
+            "step",
+            "ts",
+            "event",
+            "anon_id",
+            "raw_user_id",
+            "user_id",
+            "segment",
+            "backfilled",
+            "is_conversion",
+            "value",
+            "currency",
+            "event_id"
+        ])
+    );
+    let c = &v["conversions"][0];
+    assert_eq!(
+        keys(c),
+        sorted(&[
+            "event_id",
+            "converted_at",
+            "value",
+            "currency",
+            "credits",
+            "exports"
+        ])
+    );
+    assert_eq!(
+        keys(&c["credits"][0]),
+        sorted(&["model", "credit", "touch_at", "channel", "source", "medium", "campaign"])
+    );
+    assert_eq!(
+        keys(&c["exports"][0]),
+        sorted(&["platform", "exported", "reason"])
+    );
+    assert_eq!(v["journey"][0]["ts"], "2026-11-01T09:01:00Z");
+    assert!(v["segments"][0]["valid_to"].is_null());
+}
+
+#[test]
+fn journeys_files_are_sorted_by_person() {
+    let lake = lake();
+    let run = lake.run(D);
+    for f in &run.summary.manifest.outputs["journeys"].files {
+        let bytes = run.out.get(&f.path).unwrap();
+        let df = ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .unwrap();
+        let p = strings(&df, "person_id");
+        let mut sorted = p.clone();
+        sorted.sort();
+        assert_eq!(p, sorted, "{}", f.path);
+    }
+}
+
+fn lakestitch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lakestitch"))
+}
+
+#[test]
+fn unknown_ids_and_unpublished_runs_exit_2() {
+    let lake = lake();
+    lake.run(D);
+    let job = lake.dir.path().join("job.toml");
+    std::fs::write(&job, "").unwrap();
+    let explain = |args: &[&str]| {
+        let out = lakestitch()
+            .arg("explain")
+            .arg("--job")
+            .arg(&job)
+            .arg("--output")
+            .arg(lake.output())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stdout, err) = explain(&["--user", "nobody"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(stdout.is_empty());
+    assert!(
+        err.contains("user `nobody` is not in the run of 2026-11-05"),
+        "{err}"
+    );
+    let (code, _, err) = explain(&["--anon", "no_cookie", "--json"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cookie `no_cookie`"), "{err}");
+    let (code, _, err) = explain(&["--user", "ann", "--date", "2026-11-04"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("2026-11-04 is not published"), "{err}");
+    // Neither --user nor --anon: a usage error, also 2.
+    assert_eq!(explain(&[]).0, Some(2));
+
+    // And a known id answers, as JSON, with exit 0.
+    let (code, stdout, err) = explain(&["--user", "ann", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["person"]["person_id"], "ann");
+}
