@@ -70,6 +70,41 @@ const TEXT_RULES: [(&str, &str, bool); 5] = [
     (USERINFO_RE, USERINFO_WITH, false),
 ];
 
+/// Per rule of [`TEXT_RULES`], literals of which a value holds at least one when the rule can
+/// match it. A column holding none of them skips the rule: the regex scan is the costly part.
+const TEXT_RULE_NEEDS: [&[&str]; 5] = [&["@"], &["@", "%40"], &["+", "%2B", "%2b"], &["="], &["@"]];
+
+/// Literals of which a personal id holds at least one (`@` or `%40` of an email, `+` of a phone).
+const ID_NEEDS: [&str; 3] = ["@", "%40", "+"];
+
+/// For each column of `cols`, whether any of its values contains each literal of `lits`.
+fn literals_present(df: &DataFrame, cols: &[&str], lits: &[&str]) -> Result<Vec<Vec<bool>>> {
+    let mut exprs = Vec::with_capacity(cols.len() * lits.len());
+    for (i, c) in cols.iter().enumerate() {
+        for (j, l) in lits.iter().enumerate() {
+            exprs.push(
+                col(*c)
+                    .str()
+                    .contains_literal(lit(*l))
+                    .any(true)
+                    .alias(format!("{i}_{j}")),
+            );
+        }
+    }
+    let found = df.clone().lazy().select(exprs).collect()?;
+    let mut out = vec![vec![false; lits.len()]; cols.len()];
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = found
+                .column(&format!("{i}_{j}"))?
+                .bool()?
+                .get(0)
+                .unwrap_or(false);
+        }
+    }
+    Ok(out)
+}
+
 static TEXT_REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     TEXT_RULES
         .iter()
@@ -103,9 +138,14 @@ pub fn redact_emails(s: &str) -> String {
 /// The column form of [`redact_text`] (`all_rules`) or [`redact_emails`]: the same patterns, in
 /// the same order, applied by polars.
 pub fn redact_expr(name: &str, all_rules: bool) -> Expr {
+    redact_expr_with(name, &[all_rules, true, all_rules, all_rules, all_rules])
+}
+
+/// [`redact_expr`] with the rules of [`TEXT_RULES`] whose flag in `use_rule` is set.
+fn redact_expr_with(name: &str, use_rule: &[bool; 5]) -> Expr {
     let mut e = col(name);
-    for (pat, with, all) in TEXT_RULES {
-        if !all_rules && pat != EMAIL_RE {
+    for ((pat, with, all), used) in TEXT_RULES.into_iter().zip(use_rule) {
+        if !used {
             continue;
         }
         e = if all {
@@ -188,6 +228,17 @@ pub fn pseudonymize_ids(df: DataFrame, ids: &[&str], max_chars: u32) -> Result<(
         })
         .collect();
     if present.is_empty() || df.height() == 0 {
+        return Ok((df, 0));
+    }
+    // Columns without `@`, `%40` or `+` hold no personal id: no regex scan.
+    let lits = literals_present(&df, &present, &ID_NEEDS)?;
+    let present: Vec<&str> = present
+        .into_iter()
+        .zip(lits)
+        .filter(|(_, l)| l.iter().any(|&x| x))
+        .map(|(c, _)| c)
+        .collect();
+    if present.is_empty() {
         return Ok((df, 0));
     }
     let personal = |c: &str| {
@@ -306,19 +357,41 @@ pub fn redact_columns(
     if targets.is_empty() || df.height() == 0 {
         return Ok((df, 0));
     }
-    let redacted = df
-        .clone()
-        .lazy()
-        .select(
-            targets
-                .iter()
-                .map(|(c, all)| redact_expr(c, *all))
-                .collect::<Vec<_>>(),
-        )
-        .collect()?;
+    // A rule runs on a column only when the column holds a literal the rule needs.
+    let all_lits: Vec<&str> = {
+        let mut l: Vec<&str> = TEXT_RULE_NEEDS
+            .iter()
+            .flat_map(|n| n.iter().copied())
+            .collect();
+        l.sort_unstable();
+        l.dedup();
+        l
+    };
+    let names: Vec<&str> = targets.iter().map(|(c, _)| c.as_str()).collect();
+    let lits = literals_present(&df, &names, &all_lits)?;
+    let mut exprs = Vec::new();
+    let mut run = Vec::new();
+    for ((c, all), has) in targets.iter().zip(&lits) {
+        let mut use_rule = [false; 5];
+        for (i, needs) in TEXT_RULE_NEEDS.iter().enumerate() {
+            let allowed = *all || TEXT_RULES[i].0 == EMAIL_RE;
+            use_rule[i] = allowed
+                && needs
+                    .iter()
+                    .any(|n| has[all_lits.iter().position(|l| l == n).unwrap_or(0)]);
+        }
+        if use_rule.iter().any(|&u| u) {
+            exprs.push(redact_expr_with(c, &use_rule));
+            run.push(c.clone());
+        }
+    }
+    if exprs.is_empty() {
+        return Ok((df, 0));
+    }
+    let redacted = df.clone().lazy().select(exprs).collect()?;
     let mut total = 0u64;
     let mut df = df;
-    for (c, _) in &targets {
+    for c in &run {
         let new = redacted.column(c)?.as_materialized_series();
         let old = df.column(c)?.as_materialized_series();
         let changed = old.not_equal_missing(new)?.sum().unwrap_or(0) as u64;
