@@ -6,6 +6,7 @@ mod common;
 mod attribution;
 mod cli;
 mod exports;
+mod fuzz;
 mod identity_rules;
 mod properties;
 mod reliability;
