@@ -691,21 +691,65 @@ fn run_binary(lake: &TestLake, date: &str, env: &[(&str, &str)]) -> std::process
 }
 
 /// Raw personal data planted in the lake below.
-const SECRETS: [&str; 6] = [
+const SECRETS: [&str; 13] = [
     "ava.secret@example.com",
     "Ava.Secret@Example.com",
     "+1 (415) 555-0123",
     "4155550123",
     "bo.receipt@example.org",
     "07700 900461",
+    // an email used as user id, a cookie id that is an email
+    "cy.id@example.net",
+    "dee.cookie@example.net",
+    // in touches: a column named `email`, an unknown column whose values are emails, a utm
+    // value, URL query parameters, URL credentials
+    "fay.column@example.com",
+    "gus.value@example.org",
+    "hal.utm@example.com",
+    "ivy.param@example.com",
+    "s3cr3t-pw",
 ];
+
+/// The digits of phone numbers planted in the lake, however they are punctuated.
+const PHONE_DIGITS: [&str; 3] = ["4155550123", "7700900461", "2079460958"];
+
+/// A user id that is an email, of a user who is a member of `org_x`, whose cookie id is an email.
+const CY: &str = "cy.id@example.net";
+const DEE_COOKIE: &str = "dee.cookie@example.net";
+/// A user id that is a phone number.
+const PHONE_USER: &str = "+44 7700 900461";
 
 fn pii_lake() -> TestLake {
     let mut lake = TestLake::new();
     lake.touches(
         BAD,
-        &[touch("c_ava", "2026-11-02T08:00:00Z").gclid("G_ava")],
+        &[
+            // A phone number without `+` is caught by the column's name only.
+            touch("c_ava", "2026-11-02T08:00:00Z")
+                .gclid("G_ava")
+                .extra("phone", "020 7946 0958"),
+            touch(DEE_COOKIE, "2026-11-02T08:10:00Z")
+                .gclid("G_cy")
+                .landing("https://www.example.com/welcome?email=ivy.param%40example.com&utm_source=news#tel=020%207946%200958")
+                .extra("email", "fay.column@example.com"),
+            touch("c_gus", "2026-11-02T08:20:00Z")
+                .referrer("https://ivy:s3cr3t-pw@partner.example.org/?Phone=%2B44%2020%207946%200958")
+                .extra("partner_contact", "gus.value@example.org"),
+            touch("c_hal", "2026-11-02T08:30:00Z").utm("newsletter", "email", "promo hal.utm@example.com +1 415 555 0123"),
+        ],
     );
+    let mut cy_purchase = ev(
+        "b3",
+        "purchase_completed",
+        "2026-11-02T12:00:00Z",
+        None,
+        Some(format!(" {CY}").as_str()),
+    )
+    .purchase(30.0, None)
+    .org("org_x")
+    .version(2)
+    .props(r#"{"url":"https://shop.example.com/thanks?email=cy.id%40example.net&mail=cy.id@example.net"}"#);
+    cy_purchase.user_agent = Some("Mozilla/5.0 (test)".into());
     lake.events(
         BAD,
         &[
@@ -732,27 +776,49 @@ fn pii_lake() -> TestLake {
                 Some("bo"),
             )
             .purchase(5.0, Some("bo.receipt@example.org")),
+            ev(
+                "s2",
+                "signup_completed",
+                "2026-11-02T09:30:00Z",
+                Some(DEE_COOKIE),
+                Some(CY),
+            ),
+            cy_purchase,
+            ev(
+                "p1",
+                "signed_in",
+                "2026-11-02T09:40:00Z",
+                Some("c_phone"),
+                Some(PHONE_USER),
+            ),
         ],
     );
     let users = df!(
-        "user_id" => ["ava", "bo"],
-        "email" => ["ava.secret@example.com", "bo.receipt@example.org"],
-        "phone" => ["+1 (415) 555-0123", "07700 900461"],
-        "country" => ["US", "GB"]
+        "user_id" => ["ava", "bo", CY],
+        "email" => ["ava.secret@example.com", "bo.receipt@example.org", "cy.mail@example.net"],
+        "phone" => ["+1 (415) 555-0123", "07700 900461", "+44 20 7946 0958"],
+        "country" => ["US", "GB", "GB"]
     )
     .unwrap();
     lake.frame("raw/users/part-0.parquet", &users);
+    lake.orgs(&["org_x"]);
+    lake.memberships(&[(CY, "org_x")]);
     lake
 }
 
 fn assert_no_secret(what: &str, text: &str) {
-    let lower = text.to_lowercase();
+    // Percent-encoded too (`%40` for `@`, `%2B` for `+`, `%20` for a space).
+    let lower = text
+        .to_lowercase()
+        .replace("%40", "@")
+        .replace("%2b", "+")
+        .replace("%20", " ");
     for s in SECRETS {
         assert!(!lower.contains(&s.to_lowercase()), "{what} holds `{s}`");
     }
     // Digits of the phone numbers, however they are punctuated.
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-    for d in ["4155550123", "7700900461"] {
+    for d in PHONE_DIGITS {
         assert!(!digits.contains(d), "{what} holds the digits {d}");
     }
 }
@@ -821,6 +887,134 @@ fn privacy_no_raw_email_or_phone_in_tables_manifest_or_log() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("`phone`"), "{stderr}");
     assert_no_secret("the error", &stderr);
+}
+
+#[test]
+fn privacy_ids_that_are_emails_or_phones_are_pseudonymized_and_stitch_as_before() {
+    use lakestitch::export::normalize::sha256_hex;
+    use lakestitch::read::privacy::pseudonym;
+    let lake = pii_lake();
+    let run = lake.run(BAD);
+    let cy = pseudonym(CY);
+    let dee = pseudonym(DEE_COOKIE);
+    assert_eq!(cy, format!("sha256:{}", sha256_hex(CY)));
+
+    // The email cookie is linked to the email user: one person, whose id is the pseudonym.
+    assert_eq!(
+        run.str_of("identity_map", "anon_id", &dee, "user_id"),
+        Some(cy.clone())
+    );
+    assert_eq!(
+        run.str_of("identity_map", "anon_id", &dee, "person_id"),
+        Some(cy.clone())
+    );
+    // The purchase's user id was written with a space: same pseudonym, same person.
+    assert_eq!(run.journey_of("b3"), (cy.clone(), Some(cy.clone())));
+    assert_eq!(
+        run.str_of("journeys", "event_id", "b3", "raw_user_id"),
+        Some(cy.clone())
+    );
+    // The touch of the email cookie is the email user's first touch.
+    let ft = run
+        .str_of("user_attribution", "user_id", &cy, "first_touch")
+        .expect("a first touch");
+    assert!(ft.contains("G_cy") && ft.contains(&dee), "{ft}");
+    // A phone number used as user id is pseudonymized too.
+    assert_eq!(
+        run.journey_of("p1").1,
+        Some(pseudonym(PHONE_USER)),
+        "phone user id"
+    );
+    // The membership of the email user is found (its user_id was pseudonymized the same way),
+    // so the purchase keeps its org.
+    assert_eq!(
+        run.str_of("journeys", "event_id", "b3", "org_id")
+            .as_deref(),
+        Some("org_x")
+    );
+
+    let m = run.manifest();
+    let inputs = &m["inputs"];
+    assert_eq!(inputs["events"]["org_not_member"], 0);
+    assert_eq!(inputs["events"]["ids_pseudonymized"], 4, "{inputs}");
+    assert_eq!(inputs["touches"]["ids_pseudonymized"], 1);
+    assert_eq!(inputs["users"]["ids_pseudonymized"], 1);
+    assert_eq!(inputs["memberships"]["ids_pseudonymized"], 1);
+    assert_eq!(inputs["orgs"]["ids_pseudonymized"], 0);
+
+    // The Meta event of the email user: external_id is still the SHA-256 of the id as read,
+    // the users snapshot joined on the pseudonym gives the email match key, and the page URL
+    // from `properties` is redacted.
+    let body = run
+        .out
+        .get(&format!("runs/{BAD}/exports/meta/batch-00001.json"))
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let event = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_id"] == "b3")
+        .expect("the purchase of the email user is exported");
+    assert_eq!(event["user_data"]["external_id"][0], sha256_hex(CY));
+    assert_eq!(
+        event["user_data"]["em"][0],
+        sha256_hex("cy.mail@example.net")
+    );
+    assert_eq!(
+        event["event_source_url"],
+        "https://shop.example.com/thanks?email=[redacted]&mail=[redacted]"
+    );
+}
+
+#[test]
+fn privacy_touch_columns_named_like_pii_are_ignored_and_values_redacted() {
+    use lakestitch::read::privacy::pseudonym;
+    let lake = pii_lake();
+    let run = lake.run(BAD);
+    let m = run.manifest();
+    let t = &m["inputs"]["touches"];
+    assert_eq!(
+        t["pii_columns_ignored"],
+        serde_json::json!(["email", "phone"]),
+        "{t}"
+    );
+    // landing_url of the email cookie, referrer and partner_contact of c_gus, utm_campaign of
+    // c_hal.
+    assert_eq!(t["values_redacted"], 4, "{t}");
+
+    let persons = run.table("persons");
+    let touch_of = |person: &str| {
+        let df = persons
+            .clone()
+            .lazy()
+            .filter(col("person_id").eq(lit(person)))
+            .collect()
+            .unwrap();
+        strings(&df, "first_touch")[0]
+            .clone()
+            .expect("a first touch")
+    };
+    // The column named `email` is not an attribution key: it is not in the touch.
+    let cy = touch_of(&pseudonym(CY));
+    let json: serde_json::Value = serde_json::from_str(&cy).unwrap();
+    assert!(json.get("email").is_none(), "{cy}");
+    assert_eq!(
+        json["landing_url"],
+        "https://www.example.com/welcome?email=[redacted]&utm_source=news#tel=[redacted]"
+    );
+    // An unknown column is still an attribution key, its email value redacted; the URL keeps its
+    // host (the referrer still counts as another site).
+    let gus: serde_json::Value = serde_json::from_str(&touch_of("c_gus")).unwrap();
+    assert_eq!(gus["partner_contact"], "[redacted]");
+    assert_eq!(
+        gus["referrer"],
+        "https://[redacted]@partner.example.org/?Phone=[redacted]"
+    );
+    let hal: serde_json::Value = serde_json::from_str(&touch_of("c_hal")).unwrap();
+    assert_eq!(hal["utm_campaign"], "promo [redacted] [redacted]");
+    let channel = run.str_of("user_attribution", "user_id", "ava", "first_touch_channel");
+    assert_eq!(channel.as_deref(), Some("Paid Search"));
 }
 
 /// path → (modified time, bytes) of every file under `dir`.

@@ -7,6 +7,7 @@ mod attribution;
 mod cli;
 mod explain;
 mod exports;
+mod fuzz;
 mod identity_rules;
 mod properties;
 mod quality;

@@ -156,7 +156,8 @@ pub fn conversions(
     Ok(out)
 }
 
-/// The conversion's page URL from its `properties` JSON object.
+/// The conversion's page URL from its `properties` JSON object, with personal data redacted
+/// like the touches' URLs (`?email=...` → `?email=[redacted]`).
 pub fn page_url_of(properties: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(properties).ok()?;
     PAGE_URL_KEYS.iter().find_map(|k| {
@@ -164,7 +165,7 @@ pub fn page_url_of(properties: &str) -> Option<String> {
             .and_then(|u| u.as_str())
             .map(str::trim)
             .filter(|u| !u.is_empty())
-            .map(str::to_string)
+            .map(crate::read::privacy::redact_text)
     })
 }
 
@@ -284,5 +285,10 @@ mod tests {
         );
         assert_eq!(page_url_of(r#"{"url":""}"#), None);
         assert_eq!(page_url_of("not json"), None);
+        assert_eq!(
+            page_url_of(r#"{"url":"https://a.example/thanks?email=ava@example.com&x=1"}"#)
+                .as_deref(),
+            Some("https://a.example/thanks?email=[redacted]&x=1")
+        );
     }
 }

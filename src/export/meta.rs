@@ -7,7 +7,8 @@
 //! `action_source`, `event_source_url`, `user_data` and `custom_data`.
 //!
 //! `user_data`: `em` and `ph` are SHA-256 of Meta-normalized emails and phones (lists,
-//! deduplicated, sorted), `external_id` the SHA-256 of the user id; `fbc` (the touch's cookie,
+//! deduplicated, sorted), `external_id` the SHA-256 of the user id (of the id as read, for a user id pseudonymized by the
+//! read stage); `fbc` (the touch's cookie,
 //! else `fb.1.<click ms>.<fbclid>`), `fbp`, `client_ip_address` and `client_user_agent` are
 //! sent unhashed.
 //!
@@ -183,8 +184,12 @@ fn event<'a>(
     }
     let em = hashed_emails(Platform::Meta, c, skipped);
     let ph = hashed_phones(Platform::Meta, c, skipped);
+    // A pseudonymized user id (an email used as id) already is the SHA-256 of the id as read.
     let external_id: Vec<String> = non_blank(&c.user_id)
-        .map(|u| vec![normalize::sha256_hex(u)])
+        .map(|u| match crate::read::privacy::pseudonym_hash(u) {
+            Some(hex) => vec![hex.to_string()],
+            None => vec![normalize::sha256_hex(u)],
+        })
         .unwrap_or_default();
     let fbc = non_blank(&c.fbc).map(str::to_string).or_else(|| {
         c.fbclid

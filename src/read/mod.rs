@@ -6,6 +6,7 @@
 //! row it cannot use, with a reason. Counts reconcile: for each source
 //! `rows_read = rows_used + rows_deduplicated + rows_quarantined`.
 
+pub mod privacy;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -75,6 +76,17 @@ pub struct SourceStats {
     /// String values (not ids) longer than [`MAX_VALUE_BYTES`], replaced by null.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values_too_long: Option<u64>,
+    /// Id values that were an email address or a phone number, replaced by their pseudonym
+    /// (see [`privacy`]).
+    pub ids_pseudonymized: u64,
+    /// Touch values in which an email address, a phone number, a personal query parameter or
+    /// URL credentials were replaced by `[redacted]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values_redacted: Option<u64>,
+    /// Touch columns named like personal data (`email`, `phone`, ...), never read as
+    /// attribution keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pii_columns_ignored: Option<Vec<String>>,
     /// Quarantined rows by reason.
     pub quarantined_by_reason: BTreeMap<String, u64>,
     /// Files read, in path order.
@@ -423,6 +435,17 @@ fn quarantine_where(
 /// The id columns of events: never longer than [`MAX_ID_CHARS`].
 const EVENT_IDS: &[&str] = &["event_id", "anon_id", "user_id", "previous_id", "org_id"];
 
+/// The event columns that reach the tables as ids, pseudonymized when they are personal data.
+const EVENT_PSEUDONYMIZED: &[&str] = &[
+    "event_id",
+    "anon_id",
+    "user_id",
+    "previous_id",
+    "org_id",
+    "session_id",
+    "order_id",
+];
+
 /// Keep the first row of each `key` in (`_dt`, `_file`, `_row`) order; count the rest.
 fn dedup_first(df: DataFrame, key: &[&str]) -> Result<(DataFrame, u64)> {
     let before = df.height();
@@ -446,8 +469,10 @@ fn dedup_first(df: DataFrame, key: &[&str]) -> Result<(DataFrame, u64)> {
 
 fn read_orgs(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(Vec<String>, SourceStats)> {
     let (df, files, _) = read_source(lake, "orgs", schema::ORGS, None, false, &[])?;
+    let (df, pseudonymized) = privacy::pseudonymize_ids(df, &["org_id"], MAX_ID_CHARS)?;
     let mut st = SourceStats {
         rows_read: df.height() as u64,
+        ids_pseudonymized: pseudonymized,
         files,
         ..Default::default()
     };
@@ -497,8 +522,10 @@ fn read_memberships(
     if !present {
         return Ok((None, None));
     }
+    let (df, pseudonymized) = privacy::pseudonymize_ids(df, &["user_id", "org_id"], MAX_ID_CHARS)?;
     let mut st = SourceStats {
         rows_read: df.height() as u64,
+        ids_pseudonymized: pseudonymized,
         files,
         ..Default::default()
     };
@@ -538,8 +565,10 @@ fn read_memberships(
 
 fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceStats)> {
     let (df, files, _) = read_source(lake, "users", schema::USERS, None, false, &[])?;
+    let (df, pseudonymized) = privacy::pseudonymize_ids(df, &["user_id"], MAX_ID_CHARS)?;
     let mut st = SourceStats {
         rows_read: df.height() as u64,
+        ids_pseudonymized: pseudonymized,
         files,
         ..Default::default()
     };
@@ -598,8 +627,11 @@ fn read_events(
         false,
         &renames,
     )?;
+    // 0. Ids that are emails or phone numbers are pseudonymized before anything reads them.
+    let (df, pseudonymized) = privacy::pseudonymize_ids(df, EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
     let mut st = SourceStats {
         rows_read: df.height() as u64,
+        ids_pseudonymized: pseudonymized,
         files,
         ..Default::default()
     };
@@ -822,15 +854,24 @@ fn read_touches(
         ..Default::default()
     };
     let bookkeeping = [FILE_COL, DT_COL, ROW_COL];
-    let mut extra: Vec<String> = df
+    let unnamed: Vec<String> = df
         .get_column_names()
         .into_iter()
         .map(|n| n.to_string())
         .filter(|n| {
-            !schema::TOUCHES.iter().any(|c| c.name == n)
-                && !bookkeeping.contains(&n.as_str())
-                && !cfg.touches.ignore_columns.contains(n)
+            !schema::TOUCHES.iter().any(|c| c.name == n) && !bookkeeping.contains(&n.as_str())
         })
+        .collect();
+    // A column named like personal data is never an attribution key: it is dropped unread.
+    let mut pii: Vec<String> = unnamed
+        .iter()
+        .filter(|n| privacy::is_pii_column(n))
+        .cloned()
+        .collect();
+    pii.sort();
+    let mut extra: Vec<String> = unnamed
+        .into_iter()
+        .filter(|n| !cfg.touches.ignore_columns.contains(n) && !pii.contains(n))
         .collect();
     extra.sort();
     let ignored: Vec<String> = cfg
@@ -843,8 +884,12 @@ fn read_touches(
                 .any(|n| n.as_str() == c.as_str())
         })
         .cloned()
+        .chain(pii.iter().cloned())
         .collect();
     let df = df.drop_many(ignored);
+    st.pii_columns_ignored = Some(pii.iter().map(|n| privacy::listed_name(n)).collect());
+    let (df, pseudonymized) = privacy::pseudonymize_ids(df, &["anon_id"], MAX_ID_CHARS)?;
+    st.ids_pseudonymized = pseudonymized;
 
     let df = quarantine_where(
         df,
@@ -857,6 +902,21 @@ fn read_touches(
     )?;
     let (df, long_values) = null_values_too_long(df, &["anon_id"])?;
     st.values_too_long = Some(long_values);
+    // Emails, phone numbers, personal query parameters and URL credentials become `[redacted]`:
+    // every rule on free text (utm values, URLs, extra keys), the email rule on opaque values.
+    let opaque: Vec<String> = schema::CLICK_IDS
+        .iter()
+        .chain(&["fbp", "fbc", "ip", "user_agent"])
+        .map(|c| c.to_string())
+        .collect();
+    let text: Vec<String> = schema::UTMS
+        .iter()
+        .chain(&["landing_url", "referrer"])
+        .map(|c| c.to_string())
+        .chain(extra.iter().cloned())
+        .collect();
+    let (df, redacted) = privacy::redact_columns(df, &text, &opaque)?;
+    st.values_redacted = Some(redacted);
     let df = df
         .lazy()
         .with_column(col("anon_id").alias("_raw_anon"))

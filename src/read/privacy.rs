@@ -1,0 +1,574 @@
+//! Personal data in untrusted input, kept out of the analyst tables (contract §4: "No analyst
+//! table holds a raw email or phone number").
+//!
+//! Three rules, applied by the read stage before anything else sees the rows:
+//! - **Ids that are personal data are pseudonymized.** An id (`user_id`, `anon_id`, ...) that
+//!   holds an email address, or is a phone number written with its `+` country code, is replaced
+//!   by `sha256:` + the SHA-256 (64 lowercase hex) of the trimmed id. The same id gives the same
+//!   pseudonym in every source and every run, so stitching is unchanged.
+//! - **Touch columns named like personal data are ignored** ([`is_pii_column`]): they are never
+//!   attribution keys, and the manifest lists them.
+//! - **Touch values are redacted** ([`redact_text`]): email addresses, `+` phone numbers, the
+//!   values of personal query parameters (`?email=`, `&phone=`, ...) and URL credentials become
+//!   `[redacted]`.
+//!
+//! Each rule is a regular expression applied by polars to whole columns; the same patterns are
+//! exposed as plain Rust functions ([`redact_text`], [`pseudonym`]) for single values and tests.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use crate::error::Result;
+use crate::export::normalize::sha256_hex;
+use polars::prelude::*;
+use regex::Regex;
+
+/// What a redacted part of a value is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// The prefix of a pseudonymized id.
+pub const PSEUDONYM_PREFIX: &str = "sha256:";
+
+/// An email address anywhere in a value, plain or percent-encoded (`%40`). The domain needs a
+/// dot and a top-level label that starts with a letter, so `pkg@1.2.3` is not an email.
+pub const EMAIL_RE: &str = r"(?i)[\w.+%'\-]+(?:@|%40)(?:[\w\-]+\.)+\p{L}[\p{L}\d\-]*";
+
+/// A phone number written with its international `+` (or `%2B`): 8 or more digits, with at most
+/// two separators between digits.
+pub const PHONE_RE: &str = r"(?i)(?:\+|%2B)\d(?:[ \-.()/]{0,2}\d){7,}";
+
+/// An id that is a whole international phone number (`+14155550123`, `+44 7700 900461`).
+pub const PHONE_ID_RE: &str = r"^\s*\+\d(?:[ \-.()/]{0,2}\d){7,}\s*$";
+
+/// The value of a query (or fragment) parameter whose key names personal data: keys holding
+/// `email`, `e-mail`, `phone` or `msisdn` (`user_email`, `customer[phone]`), and the short keys
+/// `e`, `em`, `mail`, `ph`, `tel`, `mobile`, `cell`, `sms`. Group 1 is the key with its `=`.
+pub const PII_PARAM_RE: &str = r"(?i)([?&;#](?:[\w.\[\]%\-]*(?:e[_\-]?mail|phone|msisdn)[\w.\[\]%\-]*|e|em|mail|ph|tel|telephone|mobile|cell|sms)=)[^&#;]+";
+
+/// The credentials of a URL (`https://user:password@host/`). Group 1 is the scheme with `//`.
+pub const USERINFO_RE: &str = r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@";
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(EMAIL_RE).expect("email pattern"));
+static PHONE_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(PHONE_ID_RE).expect("phone id pattern"));
+
+/// What a credentials match becomes.
+const USERINFO_WITH: &str = "${1}[redacted]@";
+/// What a personal query parameter's value becomes.
+const PARAM_WITH: &str = "${1}[redacted]";
+
+/// The rules of [`redact_text`], in order: (pattern, replacement, every match or the first).
+///
+/// Credentials go first, so that `user:pw@host` is not read as an email and the host is kept,
+/// and last again, because a redaction can remove a `/` that hid an `@` from the first pass.
+/// With this order, redacting twice gives what redacting once gives.
+const TEXT_RULES: [(&str, &str, bool); 5] = [
+    (USERINFO_RE, USERINFO_WITH, false),
+    (EMAIL_RE, REDACTED, true),
+    (PHONE_RE, REDACTED, true),
+    (PII_PARAM_RE, PARAM_WITH, true),
+    (USERINFO_RE, USERINFO_WITH, false),
+];
+
+/// Per rule of [`TEXT_RULES`], literals of which a value holds at least one when the rule can
+/// match it. A column holding none of them skips the rule: the regex scan is the costly part.
+const TEXT_RULE_NEEDS: [&[&str]; 5] = [&["@"], &["@", "%40"], &["+", "%2B", "%2b"], &["="], &["@"]];
+
+/// Literals of which a personal id holds at least one (`@` or `%40` of an email, `+` of a phone).
+const ID_NEEDS: [&str; 3] = ["@", "%40", "+"];
+
+/// For each column of `cols`, whether any of its values contains each literal of `lits`.
+fn literals_present(df: &DataFrame, cols: &[&str], lits: &[&str]) -> Result<Vec<Vec<bool>>> {
+    let mut exprs = Vec::with_capacity(cols.len() * lits.len());
+    for (i, c) in cols.iter().enumerate() {
+        for (j, l) in lits.iter().enumerate() {
+            exprs.push(
+                col(*c)
+                    .str()
+                    .contains_literal(lit(*l))
+                    .any(true)
+                    .alias(format!("{i}_{j}")),
+            );
+        }
+    }
+    let found = df.clone().lazy().select(exprs).collect()?;
+    let mut out = vec![vec![false; lits.len()]; cols.len()];
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = found
+                .column(&format!("{i}_{j}"))?
+                .bool()?
+                .get(0)
+                .unwrap_or(false);
+        }
+    }
+    Ok(out)
+}
+
+static TEXT_REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    TEXT_RULES
+        .iter()
+        .map(|(p, _, _)| Regex::new(p).expect("redaction pattern"))
+        .collect()
+});
+
+/// `s` with URL credentials, email addresses, `+` phone numbers and the values of personal
+/// query parameters replaced by `[redacted]`. Idempotent: redacting twice changes nothing more.
+pub fn redact_text(s: &str) -> String {
+    let mut out = s.to_string();
+    for (re, (_, with, all)) in TEXT_REGEXES.iter().zip(TEXT_RULES) {
+        let next = if all {
+            re.replace_all(&out, with)
+        } else {
+            re.replace(&out, with)
+        };
+        if let std::borrow::Cow::Owned(next) = next {
+            out = next;
+        }
+    }
+    out
+}
+
+/// `s` with email addresses replaced by `[redacted]` (for opaque values such as user agents,
+/// which a phone pattern would misread).
+pub fn redact_emails(s: &str) -> String {
+    EMAIL.replace_all(s, REDACTED).into_owned()
+}
+
+/// The column form of [`redact_text`] (`all_rules`) or [`redact_emails`]: the same patterns, in
+/// the same order, applied by polars.
+pub fn redact_expr(name: &str, all_rules: bool) -> Expr {
+    redact_expr_with(name, &[all_rules, true, all_rules, all_rules, all_rules])
+}
+
+/// [`redact_expr`] with the rules of [`TEXT_RULES`] whose flag in `use_rule` is set.
+fn redact_expr_with(name: &str, use_rule: &[bool; 5]) -> Expr {
+    let mut e = col(name);
+    for ((pat, with, all), used) in TEXT_RULES.into_iter().zip(use_rule) {
+        if !used {
+            continue;
+        }
+        e = if all {
+            e.str().replace_all(lit(pat), lit(with), false)
+        } else {
+            e.str().replace(lit(pat), lit(with), false)
+        };
+    }
+    e.alias(name)
+}
+
+/// Whether an id (trimmed) is personal data: it holds an email address or is a `+` phone number.
+pub fn is_personal_id(id: &str) -> bool {
+    let t = id.trim();
+    EMAIL.is_match(t) || PHONE_ID.is_match(t)
+}
+
+/// The pseudonym of an id: `sha256:` + SHA-256 of the trimmed id, 64 lowercase hex digits.
+pub fn pseudonym(id: &str) -> String {
+    format!("{PSEUDONYM_PREFIX}{}", sha256_hex(id.trim()))
+}
+
+/// `id` without its `sha256:` prefix when it is a pseudonym (the hex is the SHA-256 of the id as
+/// read, so a platform that wants the hashed id gets the same hash as before).
+pub fn pseudonym_hash(id: &str) -> Option<&str> {
+    let hex = id.strip_prefix(PSEUDONYM_PREFIX)?;
+    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
+}
+
+/// Whether a touch column named `name` holds personal data by its name (`email`, `e_mail`,
+/// `user_email`, `phone_number`, `mobile`, `tel`, ...), or is itself an email address or phone
+/// number. Compared lowercased, without `_`, `-`, `.` and spaces.
+pub fn is_pii_column(name: &str) -> bool {
+    let n: String = name
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect();
+    const CONTAINS: [&str; 3] = ["email", "phone", "msisdn"];
+    const EXACT: [&str; 12] = [
+        "e",
+        "em",
+        "mail",
+        "mailaddress",
+        "ph",
+        "tel",
+        "telephone",
+        "mobile",
+        "mobilenumber",
+        "mobileno",
+        "cell",
+        "sms",
+    ];
+    CONTAINS.iter().any(|w| n.contains(w)) || EXACT.contains(&n.as_str()) || is_personal_id(name)
+}
+
+/// How a column name is listed in the manifest: itself, or `[redacted]` when the name is an
+/// email address or phone number.
+pub fn listed_name(name: &str) -> String {
+    if is_personal_id(name) {
+        REDACTED.to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+/// Replace the personal ids (see [`is_personal_id`]) of the string columns `ids` of `df` by
+/// their [`pseudonym`]; values longer than `max_chars` are left for the caller to quarantine.
+/// Returns the frame and the number of values replaced.
+///
+/// Matching is a column expression; hashes are computed once per distinct personal id.
+pub fn pseudonymize_ids(df: DataFrame, ids: &[&str], max_chars: u32) -> Result<(DataFrame, u64)> {
+    let present: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|c| {
+            df.column(c)
+                .map(|c| matches!(c.dtype(), DataType::String))
+                .unwrap_or(false)
+        })
+        .collect();
+    if present.is_empty() || df.height() == 0 {
+        return Ok((df, 0));
+    }
+    // Columns without `@`, `%40` or `+` hold no personal id: no regex scan.
+    let lits = literals_present(&df, &present, &ID_NEEDS)?;
+    let present: Vec<&str> = present
+        .into_iter()
+        .zip(lits)
+        .filter(|(_, l)| l.iter().any(|&x| x))
+        .map(|(c, _)| c)
+        .collect();
+    if present.is_empty() {
+        return Ok((df, 0));
+    }
+    let personal = |c: &str| {
+        let t = col(c).str().strip_chars(lit(NULL));
+        t.clone()
+            .str()
+            .contains(lit(EMAIL_RE), false)
+            .or(t.clone().str().contains(lit(PHONE_ID_RE), false))
+            .and(t.str().len_chars().lt_eq(lit(max_chars)))
+            .fill_null(lit(false))
+    };
+    // Per column: how many personal ids, and which (distinct). Usually none.
+    let mut exprs = Vec::with_capacity(2 * present.len());
+    for c in &present {
+        exprs.push(
+            personal(c)
+                .cast(DataType::UInt64)
+                .sum()
+                .alias(format!("n_{c}")),
+        );
+        exprs.push(
+            col(*c)
+                .str()
+                .strip_chars(lit(NULL))
+                .filter(personal(c))
+                .unique()
+                .implode(false)
+                .alias(format!("v_{c}")),
+        );
+    }
+    let found = df.clone().lazy().select(exprs).collect()?;
+    let mut counts = Vec::with_capacity(present.len());
+    let mut distinct: BTreeSet<String> = BTreeSet::new();
+    for c in &present {
+        let n = found
+            .column(&format!("n_{c}"))?
+            .as_materialized_series()
+            .cast(&DataType::UInt64)?
+            .u64()?
+            .get(0)
+            .unwrap_or(0);
+        counts.push(n);
+        let list = found.column(&format!("v_{c}"))?.list()?.clone();
+        for s in list.amortized_iter().flatten() {
+            distinct.extend(s.as_ref().str()?.iter().flatten().map(str::to_string));
+        }
+    }
+    if distinct.is_empty() {
+        return Ok((df, 0));
+    }
+    let hashes: Vec<String> = distinct.iter().map(|v| pseudonym(v)).collect();
+    let keys: Vec<String> = distinct.into_iter().collect();
+    let dict = DataFrame::new(
+        keys.len(),
+        vec![
+            Column::new("_pid_key".into(), keys),
+            Column::new("_pid_hash".into(), hashes),
+        ],
+    )?;
+    let mut lf = df.lazy();
+    for (c, &n) in present.iter().zip(&counts) {
+        if n == 0 {
+            continue;
+        }
+        lf = lf
+            .with_column(
+                when(personal(c))
+                    .then(col(*c).str().strip_chars(lit(NULL)))
+                    .otherwise(lit(NULL).cast(DataType::String))
+                    .alias("_pid_key"),
+            )
+            .join(
+                dict.clone().lazy(),
+                [col("_pid_key")],
+                [col("_pid_key")],
+                JoinArgs {
+                    maintain_order: MaintainOrderJoin::Left,
+                    ..JoinArgs::new(JoinType::Left)
+                },
+            )
+            .with_column(
+                when(col("_pid_hash").is_not_null())
+                    .then(col("_pid_hash"))
+                    .otherwise(col(*c))
+                    .alias(*c),
+            )
+            .drop(cols(["_pid_key", "_pid_hash"]));
+    }
+    let total = counts.iter().sum();
+    Ok((lf.collect()?, total))
+}
+
+/// Redact (see [`redact_text`]) the string columns `text` of `df` with every rule and the
+/// columns `opaque` with the email rule only; return the frame and the number of values changed.
+pub fn redact_columns(
+    df: DataFrame,
+    text: &[String],
+    opaque: &[String],
+) -> Result<(DataFrame, u64)> {
+    let is_str = |c: &String| {
+        df.column(c)
+            .map(|c| matches!(c.dtype(), DataType::String))
+            .unwrap_or(false)
+    };
+    let targets: Vec<(String, bool)> = text
+        .iter()
+        .filter(|c| is_str(c))
+        .map(|c| (c.clone(), true))
+        .chain(
+            opaque
+                .iter()
+                .filter(|c| is_str(c))
+                .map(|c| (c.clone(), false)),
+        )
+        .collect();
+    if targets.is_empty() || df.height() == 0 {
+        return Ok((df, 0));
+    }
+    // A rule runs on a column only when the column holds a literal the rule needs.
+    let all_lits: Vec<&str> = {
+        let mut l: Vec<&str> = TEXT_RULE_NEEDS
+            .iter()
+            .flat_map(|n| n.iter().copied())
+            .collect();
+        l.sort_unstable();
+        l.dedup();
+        l
+    };
+    let names: Vec<&str> = targets.iter().map(|(c, _)| c.as_str()).collect();
+    let lits = literals_present(&df, &names, &all_lits)?;
+    let mut exprs = Vec::new();
+    let mut run = Vec::new();
+    for ((c, all), has) in targets.iter().zip(&lits) {
+        let mut use_rule = [false; 5];
+        for (i, needs) in TEXT_RULE_NEEDS.iter().enumerate() {
+            let allowed = *all || TEXT_RULES[i].0 == EMAIL_RE;
+            use_rule[i] = allowed
+                && needs
+                    .iter()
+                    .any(|n| has[all_lits.iter().position(|l| l == n).unwrap_or(0)]);
+        }
+        if use_rule.iter().any(|&u| u) {
+            exprs.push(redact_expr_with(c, &use_rule));
+            run.push(c.clone());
+        }
+    }
+    if exprs.is_empty() {
+        return Ok((df, 0));
+    }
+    let redacted = df.clone().lazy().select(exprs).collect()?;
+    let mut total = 0u64;
+    let mut df = df;
+    for c in &run {
+        let new = redacted.column(c)?.as_materialized_series();
+        let old = df.column(c)?.as_materialized_series();
+        let changed = old.not_equal_missing(new)?.sum().unwrap_or(0) as u64;
+        if changed > 0 {
+            total += changed;
+            df.replace(c, new.clone().into())?;
+        }
+    }
+    Ok((df, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_phones_parameters_and_credentials_are_redacted() {
+        let cases = [
+            (
+                "https://x.com/?email=a@b.com&utm_source=g",
+                "https://x.com/?email=[redacted]&utm_source=g",
+            ),
+            ("https://x.com/?e=a%40b.com", "https://x.com/?e=[redacted]"),
+            (
+                "https://x.com/p?user_email=anything&x=1",
+                "https://x.com/p?user_email=[redacted]&x=1",
+            ),
+            (
+                "https://x.com/?Phone=4155550123#top",
+                "https://x.com/?Phone=[redacted]#top",
+            ),
+            (
+                "https://x.com/#tel=4155550123",
+                "https://x.com/#tel=[redacted]",
+            ),
+            ("https://x.com/?ph=&q=1", "https://x.com/?ph=&q=1"),
+            (
+                "https://x.com/unsubscribe/jo.doe+news@mail.example.co.uk/ok",
+                "https://x.com/unsubscribe/[redacted]/ok",
+            ),
+            (
+                "https://bob:secret@www.example.com/a",
+                "https://[redacted]@www.example.com/a",
+            ),
+            (
+                "https://bob@example.com@www.example.com/",
+                "https://[redacted]@www.example.com/",
+            ),
+            ("call +1 (415) 555-0123 now", "call [redacted] now"),
+            ("spring_sale jörg@exämple.de", "spring_sale [redacted]"),
+            ("pkg@1.2.3", "pkg@1.2.3"),
+            (
+                "https://www.example.com/?utm_source=google&mobile_app=1",
+                "https://www.example.com/?utm_source=google&mobile_app=1",
+            ),
+            (
+                "https://x.com/?q=shoes&telemetry=on",
+                "https://x.com/?q=shoes&telemetry=on",
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(redact_text(raw), want, "{raw}");
+            assert_eq!(redact_text(want), want, "{want} again");
+        }
+        assert_eq!(
+            redact_emails("Bot/1.0 (+mailto:ops@example.com) +14155550123"),
+            "Bot/1.0 (+mailto:[redacted]) +14155550123"
+        );
+    }
+
+    #[test]
+    fn the_column_rules_are_the_value_rules() {
+        let values = [
+            "https://bob:pw@x.com/?email=a@b.com&tel=+1%20415#e=x",
+            "utm+4915112345678",
+            "plain",
+            "a@b.co",
+        ];
+        let df = df!("v" => values, "o" => values).unwrap();
+        let (out, n) = redact_columns(df, &["v".into()], &["o".into()]).unwrap();
+        let v: Vec<_> = out
+            .column("v")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        let o: Vec<_> = out
+            .column("o")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(v, values.map(redact_text));
+        assert_eq!(o, values.map(redact_emails));
+        assert_eq!(n, 3 + 2);
+    }
+
+    #[test]
+    fn personal_ids_become_stable_pseudonyms() {
+        assert!(is_personal_id(" ava@example.com "));
+        assert!(is_personal_id("+44 7700 900461"));
+        assert!(!is_personal_id("u_ava"));
+        assert!(!is_personal_id("12345678901"));
+        assert!(!is_personal_id("auth0|abc@clients"));
+        let p = pseudonym(" ava@example.com");
+        assert_eq!(p, pseudonym("ava@example.com"));
+        assert_eq!(
+            pseudonym_hash(&p),
+            Some(crate::export::normalize::sha256_hex("ava@example.com").as_str())
+        );
+        assert_eq!(pseudonym_hash("u_ava"), None);
+
+        let df = df!(
+            "user_id" => [Some("ava@example.com"), Some("u_bo"), None, Some(" ava@example.com"), Some("+14155550123")],
+            "anon_id" => [Some("c1"), Some("ava@example.com"), Some("c3"), None, Some("c5")]
+        )
+        .unwrap();
+        let (out, n) = pseudonymize_ids(df, &["user_id", "anon_id", "absent"], 1024).unwrap();
+        assert_eq!(n, 4);
+        let u = out.column("user_id").unwrap().str().unwrap();
+        let a = out.column("anon_id").unwrap().str().unwrap();
+        let ava = pseudonym("ava@example.com");
+        assert_eq!(u.get(0), Some(ava.as_str()));
+        assert_eq!(u.get(1), Some("u_bo"));
+        assert_eq!(u.get(2), None);
+        assert_eq!(u.get(3), Some(ava.as_str()));
+        assert_eq!(u.get(4), Some(pseudonym("+14155550123").as_str()));
+        assert_eq!(a.get(1), Some(ava.as_str()));
+        assert_eq!(a.get(0), Some("c1"));
+        // A value too long to be an id is left alone (the read stage quarantines it).
+        let long = format!("{}@example.com", "a".repeat(2000));
+        let df = df!("user_id" => [long.as_str()]).unwrap();
+        let (out, n) = pseudonymize_ids(df, &["user_id"], 1024).unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(
+            out.column("user_id").unwrap().str().unwrap().get(0),
+            Some(long.as_str())
+        );
+    }
+
+    #[test]
+    fn pii_columns_by_name() {
+        for n in [
+            "email",
+            "E-Mail",
+            "e_mail",
+            "user_email",
+            "emailAddress",
+            "phone",
+            "phone_number",
+            "customerPhone",
+            "mobile",
+            "tel",
+            "e",
+            "em",
+            "msisdn",
+            "bob@example.com",
+        ] {
+            assert!(is_pii_column(n), "{n}");
+        }
+        for n in [
+            "partner_ref",
+            "hotel",
+            "mobile_app",
+            "campaign_id",
+            "mc_eid",
+            "telemetry",
+        ] {
+            assert!(!is_pii_column(n), "{n}");
+        }
+        assert_eq!(listed_name("user_email"), "user_email");
+        assert_eq!(listed_name("bob@example.com"), REDACTED);
+    }
+}
