@@ -361,7 +361,7 @@ main{max-width:1340px;margin:0 auto;padding:16px 24px}\
 .card{background:#fff;border-radius:8px;padding:12px 16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}\
 .card .v{font-size:24px;font-weight:600}.card .k{font-size:12px;color:#5b6474;text-transform:uppercase}\
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(620px,1fr));gap:16px}\
-section{background:#fff;border-radius:8px;padding:12px 20px 16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}\
+section{overflow-x:auto;background:#fff;border-radius:8px;padding:12px 20px 16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}\
 h2{font-size:17px;margin:6px 0 10px}h3{font-size:14px;margin:14px 0 6px;color:#3b4454}\
 table{border-collapse:collapse;font-size:13px;margin:6px 0;width:100%}\
 th,td{padding:4px 8px;border-bottom:1px solid #e4e7ec;text-align:left}\
@@ -430,9 +430,9 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
             num(s.junk_ids),
             num(s.files.len() as u64),
             if ok {
-                "<span class=\"ok\">✓ reconciles</span>".to_string()
+                "<span class=\"ok\">✓</span>".to_string()
             } else {
-                "<span class=\"bad\">✗ does not reconcile</span>".to_string()
+                "<span class=\"bad\">✗ no</span>".to_string()
             },
         ]);
         bars.push((name.clone(), s.rows_read as f64));
@@ -447,7 +447,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
             "quarantined",
             "junk ids",
             "files",
-            "read = used + dedup + quarantined",
+            "reconciles",
         ],
         &rows,
     );
@@ -466,6 +466,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
         o.push_str("<h3>Quarantined by reason</h3>");
         table(&mut o, &["source: reason", "rows"], &rows);
     }
+    o.push_str("<p class=\"note\">Reconciles: rows read = used + deduplicated + quarantined.</p>");
     o.push_str(&bar_chart(&bars, "rows read")?);
     o.push_str("</section>");
 

@@ -113,7 +113,7 @@ fn every_run_writes_a_self_contained_report_with_the_manifests_figures() {
     ] {
         assert!(html.contains(&cell(v)), "{v} not in the report");
     }
-    assert!(html.contains("✓ reconciles"));
+    assert!(html.contains("<span class=\"ok\">✓</span>") && !html.contains("✗"));
     assert!(html.contains("lakestitch run 2026-11-02"));
     assert!(html.contains("Paid Search"));
     assert!(html.contains("This is the first published run"));
