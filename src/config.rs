@@ -23,6 +23,8 @@ pub struct JobFile {
     pub read: ReadSection,
     /// `[exports.meta]`, `[exports.google]`: ad-platform export settings.
     pub exports: ExportsSection,
+    /// `[storage]`: how failed requests to a cloud store are retried.
+    pub storage: StorageSection,
 }
 
 /// `[exports]`: one sub-section per ad platform.
@@ -153,6 +155,55 @@ impl Default for ReadSection {
     }
 }
 
+/// `[storage]`: the retry policy of requests to `s3://`, `gs://` and `az://` locations.
+///
+/// A request that fails with a transient error (a 5xx status such as 503 Slow Down, 429, 408,
+/// a connection refused or closed before the answer, a timeout or reset of a request that is
+/// safe to repeat) is retried with exponential backoff and jitter: the first wait is about
+/// `initial_backoff_ms`, each next one up to twice as long, never more than `max_backoff_ms`.
+/// A request is given up after `max_retries` retries or once `retry_timeout_secs` have passed
+/// since its first attempt, whichever comes first; its error then ends the run (exit code 1).
+/// Other errors (403, 404, a bucket that does not exist) are not retried. Local folders and
+/// `memory://` are not affected.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Retries of one request after its first attempt (0: no retries).
+    pub max_retries: u32,
+    /// No retry starts this many seconds after a request's first attempt (at least 1).
+    pub retry_timeout_secs: u64,
+    /// The first backoff, in milliseconds (at least 1).
+    pub initial_backoff_ms: u64,
+    /// The longest backoff, in milliseconds (at least `initial_backoff_ms`).
+    pub max_backoff_ms: u64,
+}
+
+impl Default for StorageSection {
+    /// object_store's own defaults, written out.
+    fn default() -> Self {
+        StorageSection {
+            max_retries: 10,
+            retry_timeout_secs: 180,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 15_000,
+        }
+    }
+}
+
+impl StorageSection {
+    fn validate(&self) -> std::result::Result<(), &'static str> {
+        if self.retry_timeout_secs == 0 {
+            Err("key `storage.retry_timeout_secs` must be at least 1")
+        } else if self.initial_backoff_ms == 0 {
+            Err("key `storage.initial_backoff_ms` must be at least 1")
+        } else if self.max_backoff_ms < self.initial_backoff_ms {
+            Err("key `storage.max_backoff_ms` must be at least `storage.initial_backoff_ms`")
+        } else {
+            Ok(())
+        }
+    }
+}
+
 impl ReadSection {
     /// The earliest plausible date (validated by [`JobFile::parse`]).
     pub fn earliest(&self) -> NaiveDate {
@@ -197,6 +248,8 @@ pub struct JobConfig {
     pub read: ReadSection,
     /// Ad-platform export settings.
     pub exports: ExportsSection,
+    /// Retry policy of cloud storage requests.
+    pub storage: StorageSection,
 }
 
 impl JobFile {
@@ -247,7 +300,7 @@ impl JobFile {
                 ),
             });
         }
-        if let Some(message) = invalid {
+        if let Some(message) = invalid.or(job.storage.validate().err()) {
             return Err(Error::Config {
                 file: file.to_string(),
                 message: message.into(),
@@ -296,6 +349,7 @@ impl JobFile {
             attribution: self.attribution,
             read: self.read,
             exports: self.exports,
+            storage: self.storage,
         }
     }
 }
@@ -370,6 +424,39 @@ mod tests {
         ] {
             let err =
                 JobFile::parse(&format!("[attribution]\n{text}\n"), "jobs/x.toml").unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(key) && msg.contains("jobs/x.toml"),
+                "{text}: {msg}"
+            );
+            assert_eq!(err.exit_code(), crate::error::ExitCode::BadInput);
+        }
+    }
+
+    #[test]
+    fn storage_section_is_read_and_validated() {
+        let job = JobFile::parse("", "j").unwrap();
+        assert_eq!(job.storage, StorageSection::default());
+        assert_eq!(job.storage.max_retries, 10);
+        let job = JobFile::parse(
+            "[storage]\nmax_retries = 2\ninitial_backoff_ms = 5\nmax_backoff_ms = 20\n",
+            "j",
+        )
+        .unwrap();
+        assert_eq!(job.storage.max_retries, 2);
+        assert_eq!(job.storage.initial_backoff_ms, 5);
+        assert_eq!(job.storage.max_backoff_ms, 20);
+        assert_eq!(job.storage.retry_timeout_secs, 180);
+        let cfg = job.into_config("j", None, None, None);
+        assert_eq!(cfg.storage.max_retries, 2);
+        for (text, key) in [
+            ("retry_timeout_secs = 0", "storage.retry_timeout_secs"),
+            ("initial_backoff_ms = 0", "storage.initial_backoff_ms"),
+            ("max_backoff_ms = 10", "storage.max_backoff_ms"),
+            ("max_retries = -1", "max_retries"),
+            ("retries = 3", "retries"),
+        ] {
+            let err = JobFile::parse(&format!("[storage]\n{text}\n"), "jobs/x.toml").unwrap_err();
             let msg = err.to_string();
             assert!(
                 msg.contains(key) && msg.contains("jobs/x.toml"),

@@ -176,7 +176,7 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
             output,
         } => {
             let cfg = JobFile::load(&job)?.into_config(&job, date, input, output);
-            let out = Lake::open(&cfg.output, Access::Read)?;
+            let out = Lake::open_with(&cfg.output, Access::Read, &cfg.storage)?;
             let query = match (user, anon) {
                 (Some(u), _) => Query::user(u),
                 (None, Some(a)) => Query::anon(a),

@@ -25,8 +25,8 @@ pub const STAGES: u64 = 7;
 
 /// Run the job: open the locations, then [`run_with`].
 pub fn run(cfg: &JobConfig, progress: &Progress) -> Result<RunSummary> {
-    let input = Lake::open(&cfg.input, Access::Read)?;
-    let output = Lake::open(&cfg.output, Access::Write)?;
+    let input = Lake::open_with(&cfg.input, Access::Read, &cfg.storage)?;
+    let output = Lake::open_with(&cfg.output, Access::Write, &cfg.storage)?;
     run_with(&input, &output, cfg, progress)
 }
 

@@ -4,8 +4,16 @@
 //! The pipeline's stages never touch storage; only `read` (input) and `publish` (output) call
 //! into this module. The API is blocking: the job is a batch process and each call waits on a
 //! small private tokio runtime.
+//!
+//! Requests to cloud stores are retried by object_store's client under an explicit
+//! [`RetryConfig`] built from the job file's `[storage]` section ([`StorageSection`]): transient
+//! errors (5xx such as 503 Slow Down, 429, 408, connections refused or closed before the
+//! answer) are retried
+//! with exponential backoff; anything else, or a request still failing when its retries or its
+//! time run out, is returned as [`Error::Storage`] and ends the run.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -16,9 +24,25 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{
+    BackoffConfig, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+};
 
+use crate::config::StorageSection;
 use crate::error::{Error, Result};
+
+/// The object_store retry policy of a `[storage]` section.
+pub fn retry_config(storage: &StorageSection) -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(storage.initial_backoff_ms),
+            max_backoff: Duration::from_millis(storage.max_backoff_ms),
+            base: 2.0,
+        },
+        max_retries: storage.max_retries as usize,
+        retry_timeout: Duration::from_secs(storage.retry_timeout_secs),
+    }
+}
 
 /// An opened lake location.
 #[derive(Clone)]
@@ -48,8 +72,15 @@ impl Lake {
     ///
     /// Cloud credentials and endpoints come from the usual environment variables
     /// (`AWS_*`, e.g. `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP` for an S3-compatible store;
-    /// `GOOGLE_*`; `AZURE_*`).
+    /// `GOOGLE_*`; `AZURE_*`). Cloud requests are retried under the default `[storage]`
+    /// policy; see [`Lake::open_with`].
     pub fn open(location: &str, access: Access) -> Result<Lake> {
+        Lake::open_with(location, access, &StorageSection::default())
+    }
+
+    /// [`Lake::open`], retrying failed cloud requests as `storage` says.
+    pub fn open_with(location: &str, access: Access, storage: &StorageSection) -> Result<Lake> {
+        let retry = retry_config(storage);
         let scheme = location
             .split_once("://")
             .map(|(s, _)| s.to_ascii_lowercase());
@@ -72,18 +103,23 @@ impl Lake {
             }
             Some("memory") => (Arc::new(InMemory::new()), None),
             Some("s3") | Some("s3a") => {
-                let store = AmazonS3Builder::from_env().with_url(location).build()?;
+                let store = AmazonS3Builder::from_env()
+                    .with_url(location)
+                    .with_retry(retry)
+                    .build()?;
                 (Arc::new(store), url_path(location))
             }
             Some("gs") => {
                 let store = GoogleCloudStorageBuilder::from_env()
                     .with_url(location)
+                    .with_retry(retry)
                     .build()?;
                 (Arc::new(store), url_path(location))
             }
             Some("az") | Some("abfs") | Some("abfss") => {
                 let store = MicrosoftAzureBuilder::from_env()
                     .with_url(location)
+                    .with_retry(retry)
                     .build()?;
                 (Arc::new(store), url_path(location))
             }
@@ -207,6 +243,25 @@ fn url_path(location: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_policy_follows_the_storage_section() {
+        let r = retry_config(&StorageSection::default());
+        assert_eq!(r.max_retries, 10);
+        assert_eq!(r.retry_timeout, Duration::from_secs(180));
+        assert_eq!(r.backoff.init_backoff, Duration::from_millis(100));
+        assert_eq!(r.backoff.max_backoff, Duration::from_secs(15));
+        let r = retry_config(&StorageSection {
+            max_retries: 2,
+            retry_timeout_secs: 5,
+            initial_backoff_ms: 10,
+            max_backoff_ms: 40,
+        });
+        assert_eq!(r.max_retries, 2);
+        assert_eq!(r.retry_timeout, Duration::from_secs(5));
+        assert_eq!(r.backoff.init_backoff, Duration::from_millis(10));
+        assert_eq!(r.backoff.max_backoff, Duration::from_millis(40));
+    }
 
     #[test]
     fn bucket_prefix_is_the_url_path() {

@@ -660,6 +660,7 @@ fn the_shipped_job_file_is_the_defaults() {
     let d = JobFile::default();
     assert_eq!(job.read, d.read);
     assert_eq!(job.attribution, d.attribution);
+    assert_eq!(job.storage, d.storage);
     assert_eq!(
         job.identity.max_cookies_per_user,
         d.identity.max_cookies_per_user
@@ -1104,6 +1105,11 @@ fn contents(out: &Path, run_date: &str) -> Vec<(String, DataFrame)> {
     let lake =
         lakestitch::storage::Lake::open(out.to_str().unwrap(), lakestitch::storage::Access::Read)
             .unwrap();
+    lake_contents(&lake, run_date)
+}
+
+/// [`contents`] of a run at any location.
+fn lake_contents(lake: &lakestitch::storage::Lake, run_date: &str) -> Vec<(String, DataFrame)> {
     let mut tables = Vec::new();
     for name in [
         "identity_map",
@@ -1115,7 +1121,7 @@ fn contents(out: &Path, run_date: &str) -> Vec<(String, DataFrame)> {
         "attribution_summary",
         "quarantine",
     ] {
-        let mut df = lakestitch::publish::read_table(&lake, date(run_date), name)
+        let mut df = lakestitch::publish::read_table(lake, date(run_date), name)
             .unwrap()
             .unwrap();
         if name == "quarantine" {
@@ -1569,4 +1575,298 @@ fn s3_end_to_end_run_publishes_the_same_tables_as_a_local_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("lakestitch-no-such-bucket"), "{stderr}");
+}
+
+// ---- storage errors: retried when transient, fatal when permanent ---------------------------
+
+use crate::fault_proxy::{Fault, FaultProxy, Plan};
+
+/// Short retries, so the fault tests take seconds: 2 retries, 5–50 ms apart.
+const FAST_RETRIES: &str =
+    "[storage]\nmax_retries = 2\nretry_timeout_secs = 30\ninitial_backoff_ms = 5\nmax_backoff_ms = 50\n";
+
+/// Run the binary with `job` as its job file and `endpoint` as the S3 endpoint.
+fn run_s3(
+    dir: &Path,
+    job: &str,
+    endpoint: &str,
+    input: &str,
+    output: &str,
+    day: &str,
+) -> std::process::Output {
+    let path = dir.join("s3-job.toml");
+    std::fs::write(&path, job).unwrap();
+    lakestitch()
+        .args(["run", "--no-progress", "--date", day, "--job"])
+        .arg(&path)
+        .args(["--input", input, "--output", output])
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .output()
+        .unwrap()
+}
+
+fn s3_lake(location: &str) -> lakestitch::storage::Lake {
+    lakestitch::storage::Lake::open(location, lakestitch::storage::Access::Read).unwrap()
+}
+
+/// A generated lake uploaded to a fresh bucket: (lake, bucket, input location).
+fn s3_generated_lake(endpoint: &str, name: &str) -> (TestLake, String, String) {
+    let bucket = format!("lakestitch-{name}-{}", std::process::id());
+    create_bucket(endpoint, &bucket);
+    let lake = generated_lake(30);
+    let input = format!("s3://{bucket}/lake");
+    upload(&lake.input(), &input);
+    (lake, bucket, input)
+}
+
+#[test]
+fn s3_transient_errors_are_retried_and_the_tables_are_unchanged() {
+    let Some(endpoint) =
+        s3_endpoint("s3_transient_errors_are_retried_and_the_tables_are_unchanged")
+    else {
+        return;
+    };
+    let (lake, bucket, input) = s3_generated_lake(&endpoint, "retry");
+    let dir = lake.dir.path();
+
+    // A run without faults.
+    let clean = format!("s3://{bucket}/clean");
+    let out = run_s3(dir, FAST_RETRIES, &endpoint, &input, &clean, GEN_DATE);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The first attempt of every request fails (503 Slow Down, 500, a dropped connection in
+    // turn): listing, reading, writing, the create-only `_SUCCESS`, `latest`.
+    let proxy = FaultProxy::start(&endpoint, Plan::FirstAttempts);
+    let faulty = format!("s3://{bucket}/faulty");
+    let started = std::time::Instant::now();
+    let out = run_s3(
+        dir,
+        FAST_RETRIES,
+        &proxy.endpoint(),
+        &input,
+        &faulty,
+        GEN_DATE,
+    );
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let counts = proxy.fault_counts();
+    let requests = proxy.requests();
+    eprintln!(
+        "faulty run: {} requests, {} faults injected {counts:?}, {:.1}s",
+        requests.len(),
+        proxy.faults().len(),
+        elapsed.as_secs_f64()
+    );
+    for kind in [Fault::SlowDown, Fault::Internal, Fault::Drop] {
+        assert!(
+            counts.get(&kind).copied().unwrap_or(0) > 0,
+            "no {kind:?} injected: {counts:?}"
+        );
+    }
+    // Every request failed once and was then forwarded: twice as many requests as faults.
+    assert_eq!(requests.len(), 2 * proxy.faults().len(), "{requests:#?}");
+    for method in ["GET", "PUT"] {
+        assert!(
+            proxy.faults().iter().any(|(_, r)| r.starts_with(method)),
+            "no {method} failed"
+        );
+    }
+    assert!(
+        proxy
+            .faults()
+            .iter()
+            .any(|(_, r)| r.contains("list-type=2")),
+        "no listing failed"
+    );
+    assert!(
+        proxy
+            .faults()
+            .iter()
+            .any(|(_, r)| r.starts_with("PUT") && r.contains("/_SUCCESS")),
+        "the marker was not failed"
+    );
+
+    let remote = s3_lake(&faulty);
+    assert!(remote
+        .get_opt(&format!("runs/{GEN_DATE}/_SUCCESS"))
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        remote.get("latest").unwrap().as_ref(),
+        format!("{GEN_DATE}\n").as_bytes()
+    );
+    assert_same_contents(
+        &lake_contents(&s3_lake(&clean), GEN_DATE),
+        &lake_contents(&remote, GEN_DATE),
+        "run with transient storage errors",
+    );
+
+    // A rerun of the date under the same faults: it deletes the earlier files (each delete, a
+    // `POST ?delete`, failing once), writes the same tables again and publishes.
+    let proxy = FaultProxy::start(&endpoint, Plan::FirstAttempts);
+    let out = run_s3(
+        dir,
+        FAST_RETRIES,
+        &proxy.endpoint(),
+        &input,
+        &faulty,
+        GEN_DATE,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deletes = |p: &FaultProxy| {
+        p.faults()
+            .iter()
+            .filter(|(_, r)| r.starts_with("POST") && r.ends_with("?delete"))
+            .count()
+    };
+    assert!(deletes(&proxy) > 10, "{:?}", proxy.faults());
+    assert_eq!(proxy.requests().len(), 2 * proxy.faults().len());
+    eprintln!(
+        "faulty rerun: {} faults injected, {} on deletes",
+        proxy.faults().len(),
+        deletes(&proxy)
+    );
+    assert_same_contents(
+        &lake_contents(&s3_lake(&clean), GEN_DATE),
+        &lake_contents(&remote, GEN_DATE),
+        "rerun with transient storage errors",
+    );
+
+    // Without retries the same faults end the run (so the retries are what made it succeed),
+    // with exit code 1, and nothing is published.
+    let proxy = FaultProxy::start(&endpoint, Plan::FirstAttempts);
+    let no_retries = FAST_RETRIES.replace("max_retries = 2", "max_retries = 0");
+    let out = run_s3(
+        dir,
+        &no_retries,
+        &proxy.endpoint(),
+        &input,
+        &faulty,
+        "2026-11-22",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("storage"), "{stderr}");
+    assert_eq!(proxy.faults().len(), 1, "{:?}", proxy.requests());
+    assert!(remote
+        .get_opt("runs/2026-11-22/_SUCCESS")
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        remote.get("latest").unwrap().as_ref(),
+        format!("{GEN_DATE}\n").as_bytes()
+    );
+}
+
+#[test]
+fn s3_permanent_errors_end_the_run_naming_the_object_and_publish_nothing() {
+    let Some(endpoint) =
+        s3_endpoint("s3_permanent_errors_end_the_run_naming_the_object_and_publish_nothing")
+    else {
+        return;
+    };
+    let (lake, bucket, input) = s3_generated_lake(&endpoint, "permanent");
+    let dir = lake.dir.path();
+    // A published run the failing runs must leave alone.
+    let output = format!("s3://{bucket}/out");
+    let previous = "2026-11-20";
+    let out = run_s3(dir, FAST_RETRIES, &endpoint, &input, &output, previous);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let remote = s3_lake(&output);
+    let assert_nothing_published = |stderr: &str| {
+        assert!(
+            remote
+                .get_opt(&format!("runs/{GEN_DATE}/_SUCCESS"))
+                .unwrap()
+                .is_none(),
+            "{stderr}"
+        );
+        assert_eq!(
+            remote.get("latest").unwrap().as_ref(),
+            format!("{previous}\n").as_bytes(),
+            "{stderr}"
+        );
+        assert!(remote
+            .get_opt(&format!("runs/{previous}/_SUCCESS"))
+            .unwrap()
+            .is_some());
+    };
+
+    // One output object answers 503 Slow Down to every attempt: it is tried 1 + max_retries
+    // times, then the run ends.
+    let object = format!("out/runs/{GEN_DATE}/persons/part-00000.parquet");
+    let proxy = FaultProxy::start(
+        &endpoint,
+        Plan::Always {
+            needle: object.clone(),
+            fault: Fault::SlowDown,
+        },
+    );
+    let started = std::time::Instant::now();
+    let out = run_s3(
+        dir,
+        FAST_RETRIES,
+        &proxy.endpoint(),
+        &input,
+        &output,
+        GEN_DATE,
+    );
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("503 on {object}: {:.1}s\n{stderr}", elapsed.as_secs_f64());
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("storage") && stderr.contains(&object),
+        "{stderr}"
+    );
+    assert!(stderr.contains("503"), "{stderr}");
+    assert_eq!(proxy.faults().len(), 3, "{:?}", proxy.faults());
+    assert_nothing_published(&stderr);
+
+    // One input object is denied (403): not retried, the run ends naming it.
+    let object = format!("lake/raw/events/dt={previous}/part-00000.parquet");
+    assert!(s3_lake(&input)
+        .get_opt(&format!("raw/events/dt={previous}/part-00000.parquet"))
+        .unwrap()
+        .is_some());
+    let proxy = FaultProxy::start(
+        &endpoint,
+        Plan::Always {
+            needle: object.clone(),
+            fault: Fault::Denied,
+        },
+    );
+    let out = run_s3(
+        dir,
+        FAST_RETRIES,
+        &proxy.endpoint(),
+        &input,
+        &output,
+        GEN_DATE,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("403 on {object}:\n{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("storage") && stderr.contains(&object),
+        "{stderr}"
+    );
+    assert_eq!(proxy.faults().len(), 1, "{:?}", proxy.faults());
+    assert_nothing_published(&stderr);
 }

@@ -7,6 +7,7 @@ mod attribution;
 mod cli;
 mod explain;
 mod exports;
+mod fault_proxy;
 mod fuzz;
 mod identity_rules;
 mod properties;
