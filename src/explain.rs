@@ -28,7 +28,11 @@
 //!                "link_event_id": "ev_ava_04", "conflict": false}],
 //!  "apart": {"segments": [{"anon_id": "...", "segment": 1, "valid_from": "...", "valid_to": null,
 //!                          "person_id": "u_cy", "user_id": "u_cy", "link_kind": "signin", ...}],
-//!            "shared_cookies": ["anon_shared_laptop"], "refused_unions": 0},
+//!            "shared_cookies": ["anon_shared_laptop"], "refused_unions": 1,
+//!            "refused": [{"event_id": "ev_alias_1", "at": "...", "kind": "alias",
+//!                         "anon_id": "...", "segment": 0, "user_id": "u_ava",
+//!                         "other_person_id": "u_bob", "other_user_id": "u_bob",
+//!                         "other_anon_id": "...", "other_segment": 0}]},
 //!  "first_touch": {"at": "...", "anon_id": "...", "channel": "Paid Search", "source": "google",
 //!                  "medium": "cpc", "campaign": "brand_search", "touch": {...the touch JSON...}},
 //!  "last_touch": {...same keys...},
@@ -46,9 +50,14 @@
 //! `apart.segments` are the other segments of the person's cookies, which belong to other
 //! persons: a cut after a logout, or before a link to another user (a shared device).
 //! `apart.shared_cookies` are the person's cookies linked to more than one user.
-//! `apart.refused_unions` is `persons.conflict_count` less the shared cookies: the unions the
-//! run refused because they would have put two users in this person. `exports` is empty for a
-//! run published before the `export_status` table existed.
+//! `apart.refused_unions` counts the unions the run refused because they would have put two
+//! users in this person; `apart.refused` lists them from the `refused_unions` table, each from
+//! this person's side (`anon_id`, `segment`, `user_id`: the side in this person) with **the
+//! other side** (`other_person_id`, `other_user_id`, and for an alias the other cookie's
+//! `other_anon_id` and `other_segment`; for a link those two are null and the other side is the
+//! user node). For a run published before that table existed, `apart.refused` is empty and
+//! `apart.refused_unions` falls back to `persons.conflict_count` less the shared cookies.
+//! `exports` is empty for a run published before the `export_status` table existed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -167,6 +176,33 @@ pub struct Apart {
     pub shared_cookies: Vec<String>,
     /// Unions refused because they would have joined two users in this person.
     pub refused_unions: u32,
+    /// Those unions, each with the other side (from the `refused_unions` table).
+    pub refused: Vec<RefusedInfo>,
+}
+
+/// One refused union that touched the person, seen from the person's side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedInfo {
+    /// The event that asked for the union.
+    pub event_id: Option<String>,
+    /// Its time.
+    pub at: Option<String>,
+    /// `link` (a cookie segment with a user) or `alias` (two cookies of one browser).
+    pub kind: String,
+    /// This person's side: the cookie (null when this side is the user node of a link).
+    pub anon_id: Option<String>,
+    /// Its segment.
+    pub segment: Option<u32>,
+    /// This person's user.
+    pub user_id: Option<String>,
+    /// The person on the other side.
+    pub other_person_id: Option<String>,
+    /// That person's user.
+    pub other_user_id: Option<String>,
+    /// The other side's cookie (alias), or the event's cookie when this side is the user node.
+    pub other_anon_id: Option<String>,
+    /// The other side's segment.
+    pub other_segment: Option<u32>,
 }
 
 /// A touch, with the channel the run's classifier gives it.
@@ -449,10 +485,23 @@ pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Exp
         .filter(|(_, u)| u.len() > 1)
         .map(|(a, _)| a.to_string())
         .collect();
+    let refused = match scan_table(
+        out,
+        date,
+        "refused_unions",
+        is_person().or(col("other_person_id").eq(lit(person_id.clone()))),
+    )? {
+        Some(df) => Some(refused_rows(&df, &person_id)?),
+        None => None, // a run published before the table existed
+    };
     let apart = Apart {
-        refused_unions: person
-            .conflict_count
-            .saturating_sub(shared_cookies.len() as u32),
+        refused_unions: match &refused {
+            Some(r) => r.len() as u32,
+            None => person
+                .conflict_count
+                .saturating_sub(shared_cookies.len() as u32),
+        },
+        refused: refused.unwrap_or_default(),
         segments: other_segments,
         shared_cookies,
     };
@@ -595,6 +644,46 @@ fn segment_rows(df: &DataFrame) -> Result<Vec<SegmentInfo>> {
             linked_at: linked[i].clone(),
             link_event_id: link_ev[i].clone(),
             conflict: conflict[i].unwrap_or(false),
+        })
+        .collect())
+}
+
+/// `refused_unions` rows, each turned so that `person_id`'s side comes first.
+fn refused_rows(df: &DataFrame, person_id: &str) -> Result<Vec<RefusedInfo>> {
+    let df = df.sort(["at", "event_id"], Default::default())?;
+    let ev = strs(&df, "event_id")?;
+    let at = times(&df, "at")?;
+    let kind = strs(&df, "kind")?;
+    let side = |prefix: &str| -> Result<_> {
+        Ok((
+            strs(&df, &format!("{prefix}anon_id"))?,
+            u32s(&df, &format!("{prefix}segment"))?,
+            strs(&df, &format!("{prefix}person_id"))?,
+            strs(&df, &format!("{prefix}user_id"))?,
+        ))
+    };
+    let a = side("")?;
+    let b = side("other_")?;
+    Ok((0..df.height())
+        .map(|i| {
+            // This person is side a, unless only side b is.
+            let (me, other) = if a.2[i].as_deref() == Some(person_id) {
+                (&a, &b)
+            } else {
+                (&b, &a)
+            };
+            RefusedInfo {
+                event_id: ev[i].clone(),
+                at: at[i].clone(),
+                kind: kind[i].clone().unwrap_or_default(),
+                anon_id: me.0[i].clone(),
+                segment: me.1[i],
+                user_id: me.3[i].clone(),
+                other_person_id: other.2[i].clone(),
+                other_user_id: other.3[i].clone(),
+                other_anon_id: other.0[i].clone(),
+                other_segment: other.1[i],
+            }
         })
         .collect())
 }
@@ -827,11 +916,31 @@ impl Explanation {
                 "  {c} was linked to more than one user (shared device): cut into segments"
             );
         }
-        if a.refused_unions > 0 {
+        for r in &a.refused {
+            let mine = match &r.anon_id {
+                Some(c) => format!("{c} #{}", r.segment.unwrap_or(0)),
+                None => format!("user {}", or_dash(&r.user_id)),
+            };
+            let theirs = match &r.other_anon_id {
+                Some(c) => format!("{c} #{} of ", r.other_segment.unwrap_or(0)),
+                None => String::new(),
+            };
             let _ = writeln!(
                 o,
-                "  {} union(s) refused: they would have put two users in one person",
-                a.refused_unions
+                "  refused {} union at {} by {}: {mine} would have joined {theirs}person {} (user {}); two users never share a person",
+                r.kind,
+                or_dash(&r.at),
+                or_dash(&r.event_id),
+                or_dash(&r.other_person_id),
+                or_dash(&r.other_user_id),
+            );
+        }
+        let unlisted = (a.refused_unions as usize).saturating_sub(a.refused.len());
+        if unlisted > 0 {
+            let _ = writeln!(
+                o,
+                "  {unlisted} union(s) refused: they would have put two users in one person \
+                 (the run has no refused_unions table to say with whom)"
             );
         }
 

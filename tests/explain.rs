@@ -262,6 +262,91 @@ fn explains_why_a_shared_laptop_is_cut() {
     assert!(x.to_text().contains("linked to more than one user"));
 }
 
+/// Dee signs in on her cookie, Eli on his; an alias event then says the two cookies are one
+/// browser. The union would put two users in one person: refused, published in
+/// `refused_unions`, and each side's explanation names the other person.
+#[test]
+fn explains_a_refused_union_with_the_other_side() {
+    let mut lake = TestLake::new();
+    lake.events(
+        "2026-11-01",
+        &[
+            ev(
+                "d1",
+                "signed_in",
+                "2026-11-01T09:00:00Z",
+                Some("dee_cookie"),
+                Some("dee"),
+            ),
+            ev(
+                "e1",
+                "signed_in",
+                "2026-11-01T09:30:00Z",
+                Some("eli_cookie"),
+                Some("eli"),
+            ),
+            ev(
+                "al",
+                "$create_alias",
+                "2026-11-01T10:00:00Z",
+                Some("eli_cookie"),
+                None,
+            )
+            .prev("dee_cookie"),
+        ],
+    );
+    let run = lake.run(D);
+    assert_eq!(run.table("refused_unions").height(), 1);
+
+    let d = explain(&run.out, None, &Query::user("dee")).unwrap();
+    assert_eq!(d.person.conflict_count, 1);
+    assert_eq!(d.apart.refused_unions, 1);
+    assert!(d.apart.shared_cookies.is_empty());
+    let r = &d.apart.refused[0];
+    assert_eq!(
+        (
+            r.kind.as_str(),
+            r.event_id.as_deref(),
+            r.at.as_deref(),
+            r.anon_id.as_deref(),
+            r.user_id.as_deref(),
+            r.other_person_id.as_deref(),
+            r.other_user_id.as_deref(),
+            r.other_anon_id.as_deref(),
+        ),
+        (
+            "alias",
+            Some("al"),
+            Some("2026-11-01T10:00:00Z"),
+            Some("dee_cookie"),
+            Some("dee"),
+            Some("eli"),
+            Some("eli"),
+            Some("eli_cookie"),
+        )
+    );
+    let text = d.to_text();
+    assert!(
+        text.contains(
+            "refused alias union at 2026-11-01T10:00:00Z by al: dee_cookie #0 would have joined \
+             eli_cookie #0 of person eli (user eli)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("nothing: no cut cookie"), "{text}");
+
+    // Eli's side, asked by his cookie: the same union, turned around.
+    let e = explain(&run.out, None, &Query::anon("eli_cookie")).unwrap();
+    assert_eq!(e.apart.refused.len(), 1);
+    let r = &e.apart.refused[0];
+    assert_eq!(r.anon_id.as_deref(), Some("eli_cookie"));
+    assert_eq!(r.other_person_id.as_deref(), Some("dee"));
+    assert!(e.to_text().contains("of person dee (user dee)"));
+    let v = serde_json::to_value(&e).unwrap();
+    assert_eq!(v["apart"]["refused"][0]["other_person_id"], "dee");
+    assert_eq!(v["apart"]["refused_unions"], 1);
+}
+
 #[test]
 fn explanation_json_has_the_documented_shape() {
     let lake = lake();
@@ -323,8 +408,9 @@ fn explanation_json_has_the_documented_shape() {
     );
     assert_eq!(
         keys(&v["apart"]),
-        sorted(&["segments", "shared_cookies", "refused_unions"])
+        sorted(&["segments", "shared_cookies", "refused_unions", "refused"])
     );
+    assert_eq!(v["apart"]["refused"], serde_json::json!([]));
     assert_eq!(
         keys(&v["first_touch"]),
         sorted(&["at", "anon_id", "channel", "source", "medium", "campaign", "touch"])
