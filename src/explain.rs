@@ -44,8 +44,18 @@
 //!                   "credits": [{"model": "first_touch", "credit": 1.0, "touch_at": "...",
 //!                                "channel": "Paid Search", "source": "google", "medium": "cpc",
 //!                                "campaign": "brand_search"}],
-//!                   "exports": [{"platform": "meta", "exported": true, "reason": null}]}]}
+//!                   "exports": [{"platform": "meta", "exported": true, "reason": null}]}],
+//!  "raw": null}
 //! ```
+//!
+//! With a raw lake (`explain --input URL`, or `--raw` for the job's input), `raw` is
+//! [`raw::RawTrace`]: `{"input": "...", "files": 58, "rows_found": 12, "in_journey": 9,
+//! "rows": [{"source": "events", "file": "raw/events/dt=.../part-0.parquet", "row": 71,
+//! "event_id": "...", "event": "page_viewed", "ts": "...", "anon_id": "...", "user_id": "u_90",
+//! "outcome": "deduplicated", "reason": null, "kept_copy": "raw/events/dt=.../... row 48",
+//! "other_person_id": null}]}` — the person's raw rows that did not reach its journey, each
+//! `quarantined` (with the run's reason), `deduplicated` (with the copy kept) or
+//! `other_person` (with the person whose journey holds it). See [`raw`].
 //!
 //! `apart.segments` are the other segments of the person's cookies, which belong to other
 //! persons: a cut after a logout, or before a link to another user (a shared device).
@@ -58,6 +68,8 @@
 //! user node). For a run published before that table existed, `apart.refused` is empty and
 //! `apart.refused_unions` falls back to `persons.conflict_count` less the shared cookies.
 //! `exports` is empty for a run published before the `export_status` table existed.
+
+pub mod raw;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -119,6 +131,9 @@ pub struct Explanation {
     pub journey: Vec<Step>,
     /// The person's conversions, in time order.
     pub conversions: Vec<ConversionInfo>,
+    /// With a raw lake (`--input`): the person's raw rows that did not reach its journey
+    /// ([`raw::trace`]); null otherwise.
+    pub raw: Option<raw::RawTrace>,
 }
 
 /// The `persons` row (and the user's write-once facts).
@@ -574,6 +589,7 @@ pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Exp
         last_touch,
         journey,
         conversions,
+        raw: None,
     })
 }
 
@@ -1027,6 +1043,39 @@ impl Explanation {
                     } else {
                         format!("not exported: {}", or_dash(&e.reason))
                     }
+                );
+            }
+        }
+        if let Some(r) = &self.raw {
+            let _ = writeln!(
+                o,
+                "\nRaw rows not in the journey ({}: {} files read, {} rows of these ids, {} in the journey)",
+                r.input, r.files, r.rows_found, r.in_journey
+            );
+            if r.rows.is_empty() {
+                let _ = writeln!(o, "  none");
+            }
+            for row in &r.rows {
+                let why = match row.outcome.as_str() {
+                    "quarantined" => format!("quarantined: {}", or_dash(&row.reason)),
+                    "deduplicated" => {
+                        format!("repeated delivery, kept {}", or_dash(&row.kept_copy))
+                    }
+                    "other_person" => {
+                        format!("in the journey of person {}", or_dash(&row.other_person_id))
+                    }
+                    other => other.to_string(),
+                };
+                let _ = writeln!(
+                    o,
+                    "  {} row {}  {}  {}  {}  anon {}  user {}  {why}",
+                    row.file,
+                    row.row,
+                    or_dash(&row.event_id),
+                    or_dash(&row.ts),
+                    row.event.as_deref().unwrap_or(row.source.as_str()),
+                    or_dash(&row.anon_id),
+                    or_dash(&row.user_id),
                 );
             }
         }
