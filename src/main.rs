@@ -195,7 +195,11 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
                 let input = Lake::open(&cfg.input, Access::Read)?;
                 explain::raw::trace(&out, &input, &mut explanation)?;
             }
-            tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "explained");
+            tracing::debug!(
+                elapsed_s = started.elapsed().as_secs_f64(),
+                published_bytes_fetched = out.bytes_fetched(),
+                "explained"
+            );
             let mut stdout = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut stdout, &explanation)?;
