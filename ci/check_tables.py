@@ -45,6 +45,12 @@ EXPECT = {
     "export_status": {"conversion_event_id": "VARCHAR", "platform": "VARCHAR",
                       "exported": "BOOLEAN", "reason": "VARCHAR"},
     "quarantine": {"source": "VARCHAR", "file": "VARCHAR", "row_key": "VARCHAR", "reason": "VARCHAR"},
+    # Beyond the contract: one row per union refused because it would join two users.
+    "refused_unions": {"event_id": "VARCHAR", "at": "TIMESTAMP WITH TIME ZONE", "kind": "VARCHAR",
+                       "anon_id": "VARCHAR", "segment": "UINTEGER", "person_id": "VARCHAR",
+                       "user_id": "VARCHAR", "other_anon_id": "VARCHAR",
+                       "other_segment": "UINTEGER", "other_person_id": "VARCHAR",
+                       "other_user_id": "VARCHAR"},
 }
 
 manifest = json.loads((run / "manifest.json").read_text())

@@ -7,11 +7,12 @@
 //! per model and its export status per destination. Nothing is recomputed but the touches'
 //! channels, which use the run's own classifier on the published touch JSON.
 //!
-//! Only the rows of the person are decoded where the files allow it: every table is scanned
-//! with a filter that polars pushes down to the Parquet reader, which skips the row groups whose
-//! statistics cannot hold the id. `journeys` is sorted by `person_id` within each day in small
-//! row groups (see [`crate::publish::JOURNEY_ROW_GROUP_ROWS`]), so a 10M-event run decodes a
-//! few row groups per day.
+//! Only what can hold the person is fetched: for each published file, `explain` first reads
+//! the Parquet footer with a ranged request, picks the row groups whose min/max statistics of
+//! the id column can hold the id, fetches only their byte ranges, and has polars decode just
+//! those row groups (see [`scan_table_pruned`]). `journeys` is sorted by `person_id` within
+//! each day in small row groups (see [`crate::publish::JOURNEY_ROW_GROUP_ROWS`]), so a
+//! 10M-event run fetches and decodes a few row groups per day.
 //!
 //! # JSON shape (`--json`)
 //!
@@ -28,7 +29,11 @@
 //!                "link_event_id": "ev_ava_04", "conflict": false}],
 //!  "apart": {"segments": [{"anon_id": "...", "segment": 1, "valid_from": "...", "valid_to": null,
 //!                          "person_id": "u_cy", "user_id": "u_cy", "link_kind": "signin", ...}],
-//!            "shared_cookies": ["anon_shared_laptop"], "refused_unions": 0},
+//!            "shared_cookies": ["anon_shared_laptop"], "refused_unions": 1,
+//!            "refused": [{"event_id": "ev_alias_1", "at": "...", "kind": "alias",
+//!                         "anon_id": "...", "segment": 0, "user_id": "u_ava",
+//!                         "other_person_id": "u_bob", "other_user_id": "u_bob",
+//!                         "other_anon_id": "...", "other_segment": 0}]},
 //!  "first_touch": {"at": "...", "anon_id": "...", "channel": "Paid Search", "source": "google",
 //!                  "medium": "cpc", "campaign": "brand_search", "touch": {...the touch JSON...}},
 //!  "last_touch": {...same keys...},
@@ -40,15 +45,32 @@
 //!                   "credits": [{"model": "first_touch", "credit": 1.0, "touch_at": "...",
 //!                                "channel": "Paid Search", "source": "google", "medium": "cpc",
 //!                                "campaign": "brand_search"}],
-//!                   "exports": [{"platform": "meta", "exported": true, "reason": null}]}]}
+//!                   "exports": [{"platform": "meta", "exported": true, "reason": null}]}],
+//!  "raw": null}
 //! ```
+//!
+//! With a raw lake (`explain --input URL`, or `--raw` for the job's input), `raw` is
+//! [`raw::RawTrace`]: `{"input": "...", "files": 58, "rows_found": 12, "in_journey": 9,
+//! "rows": [{"source": "events", "file": "raw/events/dt=.../part-0.parquet", "row": 71,
+//! "event_id": "...", "event": "page_viewed", "ts": "...", "anon_id": "...", "user_id": "u_90",
+//! "outcome": "deduplicated", "reason": null, "kept_copy": "raw/events/dt=.../... row 48",
+//! "other_person_id": null}]}` — the person's raw rows that did not reach its journey, each
+//! `quarantined` (with the run's reason), `deduplicated` (with the copy kept) or
+//! `other_person` (with the person whose journey holds it). See [`raw`].
 //!
 //! `apart.segments` are the other segments of the person's cookies, which belong to other
 //! persons: a cut after a logout, or before a link to another user (a shared device).
 //! `apart.shared_cookies` are the person's cookies linked to more than one user.
-//! `apart.refused_unions` is `persons.conflict_count` less the shared cookies: the unions the
-//! run refused because they would have put two users in this person. `exports` is empty for a
-//! run published before the `export_status` table existed.
+//! `apart.refused_unions` counts the unions the run refused because they would have put two
+//! users in this person; `apart.refused` lists them from the `refused_unions` table, each from
+//! this person's side (`anon_id`, `segment`, `user_id`: the side in this person) with **the
+//! other side** (`other_person_id`, `other_user_id`, and for an alias the other cookie's
+//! `other_anon_id` and `other_segment`; for a link those two are null and the other side is the
+//! user node). For a run published before that table existed, `apart.refused` is empty and
+//! `apart.refused_unions` falls back to `persons.conflict_count` less the shared cookies.
+//! `exports` is empty for a run published before the `export_status` table existed.
+
+pub mod raw;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -110,6 +132,9 @@ pub struct Explanation {
     pub journey: Vec<Step>,
     /// The person's conversions, in time order.
     pub conversions: Vec<ConversionInfo>,
+    /// With a raw lake (`--input`): the person's raw rows that did not reach its journey
+    /// ([`raw::trace`]); null otherwise.
+    pub raw: Option<raw::RawTrace>,
 }
 
 /// The `persons` row (and the user's write-once facts).
@@ -167,6 +192,33 @@ pub struct Apart {
     pub shared_cookies: Vec<String>,
     /// Unions refused because they would have joined two users in this person.
     pub refused_unions: u32,
+    /// Those unions, each with the other side (from the `refused_unions` table).
+    pub refused: Vec<RefusedInfo>,
+}
+
+/// One refused union that touched the person, seen from the person's side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedInfo {
+    /// The event that asked for the union.
+    pub event_id: Option<String>,
+    /// Its time.
+    pub at: Option<String>,
+    /// `link` (a cookie segment with a user) or `alias` (two cookies of one browser).
+    pub kind: String,
+    /// This person's side: the cookie (null when this side is the user node of a link).
+    pub anon_id: Option<String>,
+    /// Its segment.
+    pub segment: Option<u32>,
+    /// This person's user.
+    pub user_id: Option<String>,
+    /// The person on the other side.
+    pub other_person_id: Option<String>,
+    /// That person's user.
+    pub other_user_id: Option<String>,
+    /// The other side's cookie (alias), or the event's cookie when this side is the user node.
+    pub other_anon_id: Option<String>,
+    /// The other side's segment.
+    pub other_segment: Option<u32>,
 }
 
 /// A touch, with the channel the run's classifier gives it.
@@ -314,30 +366,261 @@ pub fn scan_table(
     table: &str,
     predicate: Expr,
 ) -> Result<Option<DataFrame>> {
-    let prefix = format!("{}/{table}/", run_prefix(date));
-    let mut buffers: Vec<polars_buffer::Buffer<u8>> = Vec::new();
-    for (path, _) in out.list(&prefix)? {
-        if path.ends_with(".parquet") {
-            buffers.push(polars_buffer::Buffer::from_owner(out.get(&path)?));
-        }
-    }
-    if buffers.is_empty() {
-        return Ok(None);
-    }
-    let df = LazyFrame::scan_parquet_sources(
-        ScanSources::Buffers(buffers.into()),
-        ScanArgsParquet {
-            hive_options: HiveOptions::new_disabled(),
-            ..ScanArgsParquet::default()
-        },
-    )?
-    .filter(predicate)
-    .collect()?;
-    Ok(Some(df))
+    scan_table_pruned(out, date, table, predicate, None)
 }
 
-fn required(out: &Lake, date: NaiveDate, table: &str, predicate: Expr) -> Result<DataFrame> {
-    scan_table(out, date, table, predicate)?.ok_or_else(|| {
+/// Which rows a scan wants, for choosing row groups by their statistics: those whose string
+/// column `column` is one of `values`. The scan's predicate must imply it.
+#[derive(Debug, Clone)]
+pub struct Prune<'a> {
+    /// The column.
+    pub column: &'a str,
+    /// Its wanted values.
+    pub values: Vec<String>,
+}
+
+/// [`scan_table`], fetching from the store only what can hold the rows `prune` wants: each
+/// file's footer, then the byte ranges of the row groups whose `prune.column` statistics
+/// (min ≤ value ≤ max) can hold one of the values (see [`read_ranged`]). Without `prune`,
+/// whole files are read.
+pub fn scan_table_pruned(
+    out: &Lake,
+    date: NaiveDate,
+    table: &str,
+    predicate: Expr,
+    prune: Option<&Prune>,
+) -> Result<Option<DataFrame>> {
+    let prefix = format!("{}/{table}/", run_prefix(date));
+    let files: Vec<(String, u64)> = out
+        .list(&prefix)?
+        .into_iter()
+        .filter(|(p, _)| p.ends_with(".parquet"))
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let before = out.bytes_fetched();
+    let mut frames = Vec::new();
+    for (path, size) in &files {
+        let parts = match prune {
+            Some(prune) => read_ranged(out, path, *size, prune)?,
+            None => vec![Part::whole(out.get(path)?)],
+        };
+        for part in parts {
+            frames.push(part.scan(predicate.clone())?);
+        }
+    }
+    tracing::debug!(
+        table,
+        files = files.len(),
+        file_bytes = files.iter().map(|f| f.1).sum::<u64>(),
+        bytes_fetched = out.bytes_fetched() - before,
+        "scanned"
+    );
+    Ok(Some(match frames.len() {
+        1 => frames.remove(0),
+        // Every file of a table has one schema; an empty part (no row group selected) has
+        // the file's schema too.
+        _ => polars::functions::concat_df_diagonal(&frames)?,
+    }))
+}
+
+/// Bytes of one published file for polars to scan, and the rows to decode.
+struct Part {
+    buffer: polars_buffer::Buffer<u8>,
+    /// `(first row, rows)`: a run of consecutive selected row groups; `None` = every row.
+    rows: Option<(i64, usize)>,
+}
+
+impl Part {
+    fn whole(bytes: bytes::Bytes) -> Part {
+        Part {
+            buffer: polars_buffer::Buffer::from_owner(bytes),
+            rows: None,
+        }
+    }
+
+    fn scan(&self, predicate: Expr) -> Result<DataFrame> {
+        let lf = LazyFrame::scan_parquet_sources(
+            ScanSources::Buffers(vec![self.buffer.clone()].into()),
+            ScanArgsParquet {
+                hive_options: HiveOptions::new_disabled(),
+                ..ScanArgsParquet::default()
+            },
+        )?;
+        // The slice comes first, so it is pushed into the reader, which then touches only the
+        // row groups it overlaps; the filter applies to those rows.
+        let lf = match self.rows {
+            Some((offset, len)) => lf.slice(offset, len as IdxSize),
+            None => lf,
+        };
+        Ok(lf.filter(predicate).collect()?)
+    }
+}
+
+/// Bytes fetched speculatively from a file's end: most footers fit, so one request gets the
+/// footer and its length.
+const FOOTER_GUESS: u64 = 64 * 1024;
+
+/// Fetch what `prune` needs of one Parquet file: its footer, then the row groups whose
+/// statistics of `prune.column` can hold a wanted value. Returns one [`Part`] per run of
+/// consecutive selected row groups, over a buffer of the file's length that holds the footer
+/// and those row groups' bytes and zeros elsewhere (zeroed pages are not touched, so the
+/// unread parts cost no memory either). Each part's row slice covers exactly its row groups,
+/// and the reader reads only the row groups a slice overlaps, so it never decodes a zero.
+///
+/// A row group is kept unless its statistics prove that it holds none of the values: no
+/// statistics, or a column of another type, keep it. When every row group is kept, the rest
+/// of the file is fetched in one request (so a file of one row group costs its size). A footer that does not decode falls back to the
+/// whole file, for polars to report.
+fn read_ranged(out: &Lake, path: &str, size: u64, prune: &Prune) -> Result<Vec<Part>> {
+    use polars_parquet::parquet::read::deserialize_metadata;
+    use polars_parquet::parquet::statistics::Statistics;
+
+    if size < 12 {
+        return Ok(vec![Part::whole(out.get(path)?)]);
+    }
+    let guess = size.min(FOOTER_GUESS);
+    let mut tail = out.get_range(path, size - guess..size)?;
+    let n = tail.len();
+    if &tail[n - 4..] != b"PAR1" {
+        return Ok(vec![Part::whole(out.get(path)?)]);
+    }
+    let meta_len = u32::from_le_bytes(tail[n - 8..n - 4].try_into().expect("4 bytes")) as u64;
+    if meta_len + 8 > size {
+        return Ok(vec![Part::whole(out.get(path)?)]);
+    }
+    if meta_len + 8 > guess {
+        tail = out.get_range(path, size - meta_len - 8..size)?;
+    }
+    let n = tail.len();
+    let footer = tail.slice(n - 8 - meta_len as usize..n - 8);
+    let Ok(meta) = deserialize_metadata(polars_buffer::Buffer::from_owner(footer)) else {
+        return Ok(vec![Part::whole(out.get(path)?)]);
+    };
+
+    // Which row groups can hold a wanted value.
+    let keep: Vec<bool> = meta
+        .row_groups
+        .iter()
+        .map(|rg| {
+            let Some(chunk) = rg.parquet_columns().iter().find(|c| {
+                c.descriptor().path_in_schema.len() == 1
+                    && c.descriptor().path_in_schema[0].as_str() == prune.column
+            }) else {
+                return true;
+            };
+            match chunk.statistics(&meta.footer_buf) {
+                Some(Ok(Statistics::Binary(st))) => match (&st.min_value, &st.max_value) {
+                    (Some(min), Some(max)) => prune.values.iter().any(|v| {
+                        let v = v.as_bytes();
+                        min.as_slice() <= v && v <= max.as_slice()
+                    }),
+                    _ => true,
+                },
+                _ => true,
+            }
+        })
+        .collect();
+    if keep.iter().all(|k| *k) {
+        // The whole file: what the footer request did not bring, then that.
+        let mut whole = Vec::with_capacity(size as usize);
+        if (n as u64) < size {
+            whole.extend_from_slice(&out.get_range(path, 0..size - n as u64)?);
+        }
+        whole.extend_from_slice(&tail);
+        return Ok(vec![Part::whole(bytes::Bytes::from(whole))]);
+    }
+
+    // Runs of consecutive kept row groups: their rows and their bytes.
+    let mut runs: Vec<(i64, usize, std::ops::Range<u64>)> = Vec::new();
+    let mut first_row = 0i64;
+    let mut prev_kept = false;
+    for (rg, kept) in meta.row_groups.iter().zip(&keep) {
+        let bytes = rg.full_byte_range();
+        if *kept {
+            match runs.last_mut() {
+                Some(run) if prev_kept => {
+                    run.1 += rg.num_rows();
+                    run.2.start = run.2.start.min(bytes.start);
+                    run.2.end = run.2.end.max(bytes.end);
+                }
+                _ => runs.push((first_row, rg.num_rows(), bytes)),
+            }
+        }
+        prev_kept = *kept;
+        first_row += rg.num_rows() as i64;
+    }
+    // A file of only skipped row groups: scan its footer alone, for the schema (no rows).
+    let ranges: Vec<std::ops::Range<u64>> = runs.iter().map(|r| r.2.clone()).collect();
+    let parts = out.get_ranges(path, &ranges)?;
+    let mut buf = vec![0u8; size as usize];
+    buf[..4].copy_from_slice(b"PAR1");
+    let footer_start = size as usize - n;
+    buf[footer_start..].copy_from_slice(&tail);
+    for (range, bytes) in ranges.iter().zip(&parts) {
+        buf[range.start as usize..range.start as usize + bytes.len()].copy_from_slice(bytes);
+    }
+    let buffer = polars_buffer::Buffer::from_vec(buf);
+    if runs.is_empty() {
+        return Ok(vec![Part {
+            buffer,
+            rows: Some((0, 0)),
+        }]);
+    }
+    Ok(runs
+        .into_iter()
+        .map(|(offset, len, _)| Part {
+            buffer: buffer.clone(),
+            rows: Some((offset, len)),
+        })
+        .collect())
+}
+
+fn required(
+    out: &Lake,
+    date: NaiveDate,
+    table: &str,
+    predicate: Expr,
+    prune: Option<&Prune>,
+) -> Result<DataFrame> {
+    scan_table_pruned(out, date, table, predicate, prune)?.ok_or_else(|| {
+        Error::bad_input(
+            format!("{}/{table}", run_prefix(date)),
+            "the published run has no such table",
+        )
+    })
+}
+
+/// The rows of `table` whose `column` is one of `values`, reading only the row groups whose
+/// statistics can hold them. `None` when the run has no such table.
+fn find(
+    out: &Lake,
+    date: NaiveDate,
+    table: &str,
+    column: &str,
+    values: Vec<String>,
+) -> Result<Option<DataFrame>> {
+    let predicate = match values.as_slice() {
+        [one] => col(column).eq(lit(one.clone())),
+        _ => col(column).is_in(
+            lit(Series::new("values".into(), values.clone())).implode(true),
+            false,
+        ),
+    };
+    let prune = Prune { column, values };
+    scan_table_pruned(out, date, table, predicate, Some(&prune))
+}
+
+/// [`find`] in a table every run has.
+fn find_required(
+    out: &Lake,
+    date: NaiveDate,
+    table: &str,
+    column: &str,
+    values: Vec<String>,
+) -> Result<DataFrame> {
+    find(out, date, table, column, values)?.ok_or_else(|| {
         Error::bad_input(
             format!("{}/{table}", run_prefix(date)),
             "the published run has no such table",
@@ -369,25 +652,15 @@ pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Exp
 
     // The person.
     let person_id = if query.kind == "user" {
-        let p = required(
-            out,
-            date,
-            "persons",
-            col("user_id").eq(lit(query.id.clone())),
-        )?;
+        let p = find_required(out, date, "persons", "user_id", vec![query.id.clone()])?;
         strs(&p, "person_id")?
             .into_iter()
             .flatten()
             .next()
             .ok_or_else(not_found)?
     } else {
-        let m = required(
-            out,
-            date,
-            "identity_map",
-            col("anon_id").eq(lit(query.id.clone())),
-        )?
-        .sort(["segment"], Default::default())?;
+        let m = find_required(out, date, "identity_map", "anon_id", vec![query.id.clone()])?
+            .sort(["segment"], Default::default())?;
         // A cut cookie belongs to the person of its latest segment (as in `anon_visitors`).
         strs(&m, "person_id")?
             .into_iter()
@@ -396,12 +669,13 @@ pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Exp
             .ok_or_else(not_found)?
     };
     let is_person = || col("person_id").eq(lit(person_id.clone()));
+    let me = || vec![person_id.clone()];
 
-    let p = required(out, date, "persons", is_person())?;
+    let p = find_required(out, date, "persons", "person_id", me())?;
     if p.height() == 0 {
         return Err(not_found());
     }
-    let ua = scan_table(out, date, "user_attribution", is_person())?;
+    let ua = find(out, date, "user_attribution", "person_id", me())?;
     let ua_time = |name: &str| -> Result<Option<String>> {
         Ok(match &ua {
             Some(df) if df.height() > 0 && df.column(name).is_ok() => {
@@ -422,7 +696,7 @@ pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Exp
     };
 
     // Segments: the person's, then every other segment of its cookies.
-    let mine = required(out, date, "identity_map", is_person())?;
+    let mine = find_required(out, date, "identity_map", "person_id", me())?;
     let segments = segment_rows(&mine)?;
     let cookies: BTreeSet<String> = segments.iter().map(|s| s.anon_id.clone()).collect();
     let cookie_list = Series::new(
@@ -436,6 +710,10 @@ pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Exp
         col("anon_id")
             .is_in(lit(cookie_list).implode(true), false)
             .and(col("person_id").neq(lit(person_id.clone()))),
+        Some(&Prune {
+            column: "anon_id",
+            values: cookies.iter().cloned().collect(),
+        }),
     )?;
     let other_segments = segment_rows(&others)?;
     let mut users_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
@@ -449,10 +727,23 @@ pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Exp
         .filter(|(_, u)| u.len() > 1)
         .map(|(a, _)| a.to_string())
         .collect();
+    let refused = match scan_table(
+        out,
+        date,
+        "refused_unions",
+        is_person().or(col("other_person_id").eq(lit(person_id.clone()))),
+    )? {
+        Some(df) => Some(refused_rows(&df, &person_id)?),
+        None => None, // a run published before the table existed
+    };
     let apart = Apart {
-        refused_unions: person
-            .conflict_count
-            .saturating_sub(shared_cookies.len() as u32),
+        refused_unions: match &refused {
+            Some(r) => r.len() as u32,
+            None => person
+                .conflict_count
+                .saturating_sub(shared_cookies.len() as u32),
+        },
+        refused: refused.unwrap_or_default(),
         segments: other_segments,
         shared_cookies,
     };
@@ -470,22 +761,20 @@ pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Exp
     let last_touch = touch("last_touch", "last_touch_at")?;
 
     // Journey.
-    let j = required(out, date, "journeys", is_person())?.sort(["step"], Default::default())?;
+    let j = find_required(out, date, "journeys", "person_id", me())?
+        .sort(["step"], Default::default())?;
     let journey = journey_rows(&j)?;
 
     // Conversions: attribution credits and export status.
     let conv: Vec<&Step> = journey.iter().filter(|s| s.is_conversion).collect();
-    let a = required(out, date, "attribution", is_person())?;
+    let a = find_required(out, date, "attribution", "person_id", me())?;
     let credits = credit_rows(&a)?;
-    let ids = Series::new(
-        "ids".into(),
-        conv.iter().map(|s| s.event_id.clone()).collect::<Vec<_>>(),
-    );
-    let st = scan_table(
+    let st = find(
         out,
         date,
         "export_status",
-        col("conversion_event_id").is_in(lit(ids).implode(true), false),
+        "conversion_event_id",
+        conv.iter().map(|s| s.event_id.clone()).collect(),
     )?;
     let mut exports: BTreeMap<String, Vec<ExportInfo>> = BTreeMap::new();
     if let Some(st) = &st {
@@ -525,6 +814,7 @@ pub fn explain(out: &Lake, date: Option<NaiveDate>, query: &Query) -> Result<Exp
         last_touch,
         journey,
         conversions,
+        raw: None,
     })
 }
 
@@ -595,6 +885,46 @@ fn segment_rows(df: &DataFrame) -> Result<Vec<SegmentInfo>> {
             linked_at: linked[i].clone(),
             link_event_id: link_ev[i].clone(),
             conflict: conflict[i].unwrap_or(false),
+        })
+        .collect())
+}
+
+/// `refused_unions` rows, each turned so that `person_id`'s side comes first.
+fn refused_rows(df: &DataFrame, person_id: &str) -> Result<Vec<RefusedInfo>> {
+    let df = df.sort(["at", "event_id"], Default::default())?;
+    let ev = strs(&df, "event_id")?;
+    let at = times(&df, "at")?;
+    let kind = strs(&df, "kind")?;
+    let side = |prefix: &str| -> Result<_> {
+        Ok((
+            strs(&df, &format!("{prefix}anon_id"))?,
+            u32s(&df, &format!("{prefix}segment"))?,
+            strs(&df, &format!("{prefix}person_id"))?,
+            strs(&df, &format!("{prefix}user_id"))?,
+        ))
+    };
+    let a = side("")?;
+    let b = side("other_")?;
+    Ok((0..df.height())
+        .map(|i| {
+            // This person is side a, unless only side b is.
+            let (me, other) = if a.2[i].as_deref() == Some(person_id) {
+                (&a, &b)
+            } else {
+                (&b, &a)
+            };
+            RefusedInfo {
+                event_id: ev[i].clone(),
+                at: at[i].clone(),
+                kind: kind[i].clone().unwrap_or_default(),
+                anon_id: me.0[i].clone(),
+                segment: me.1[i],
+                user_id: me.3[i].clone(),
+                other_person_id: other.2[i].clone(),
+                other_user_id: other.3[i].clone(),
+                other_anon_id: other.0[i].clone(),
+                other_segment: other.1[i],
+            }
         })
         .collect())
 }
@@ -827,11 +1157,31 @@ impl Explanation {
                 "  {c} was linked to more than one user (shared device): cut into segments"
             );
         }
-        if a.refused_unions > 0 {
+        for r in &a.refused {
+            let mine = match &r.anon_id {
+                Some(c) => format!("{c} #{}", r.segment.unwrap_or(0)),
+                None => format!("user {}", or_dash(&r.user_id)),
+            };
+            let theirs = match &r.other_anon_id {
+                Some(c) => format!("{c} #{} of ", r.other_segment.unwrap_or(0)),
+                None => String::new(),
+            };
             let _ = writeln!(
                 o,
-                "  {} union(s) refused: they would have put two users in one person",
-                a.refused_unions
+                "  refused {} union at {} by {}: {mine} would have joined {theirs}person {} (user {}); two users never share a person",
+                r.kind,
+                or_dash(&r.at),
+                or_dash(&r.event_id),
+                or_dash(&r.other_person_id),
+                or_dash(&r.other_user_id),
+            );
+        }
+        let unlisted = (a.refused_unions as usize).saturating_sub(a.refused.len());
+        if unlisted > 0 {
+            let _ = writeln!(
+                o,
+                "  {unlisted} union(s) refused: they would have put two users in one person \
+                 (the run has no refused_unions table to say with whom)"
             );
         }
 
@@ -921,6 +1271,138 @@ impl Explanation {
                 );
             }
         }
+        if let Some(r) = &self.raw {
+            let _ = writeln!(
+                o,
+                "\nRaw rows not in the journey ({}: {} files read, {} rows of these ids, {} in the journey)",
+                r.input, r.files, r.rows_found, r.in_journey
+            );
+            if r.rows.is_empty() {
+                let _ = writeln!(o, "  none");
+            }
+            for row in &r.rows {
+                let why = match row.outcome.as_str() {
+                    "quarantined" => format!("quarantined: {}", or_dash(&row.reason)),
+                    "deduplicated" => {
+                        format!("repeated delivery, kept {}", or_dash(&row.kept_copy))
+                    }
+                    "other_person" => {
+                        format!("in the journey of person {}", or_dash(&row.other_person_id))
+                    }
+                    other => other.to_string(),
+                };
+                let _ = writeln!(
+                    o,
+                    "  {} row {}  {}  {}  {}  anon {}  user {}  {why}",
+                    row.file,
+                    row.row,
+                    or_dash(&row.event_id),
+                    or_dash(&row.ts),
+                    row.event.as_deref().unwrap_or(row.source.as_str()),
+                    or_dash(&row.anon_id),
+                    or_dash(&row.user_id),
+                );
+            }
+        }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::parquet_bytes_grouped;
+    use crate::storage::Access;
+
+    /// A `journeys`-like file sorted by person in row groups of 100 rows: 50 persons of 60
+    /// rows each, so a person spans one or two row groups.
+    fn lake_with_sorted_file() -> (Lake, NaiveDate, u64) {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let n = 3_000;
+        let person: Vec<String> = (0..n).map(|i| format!("p{:03}", i / 60)).collect();
+        let step: Vec<u32> = (0..n).map(|i| (i % 60) as u32 + 1).collect();
+        // Hard to compress, so the file is large next to its footer (as journeys files are).
+        let mut x = 88172645463325252u64;
+        let payload: Vec<String> = (0..n)
+            .map(|_| {
+                (0..16)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        format!("{x:016x}")
+                    })
+                    .collect()
+            })
+            .collect();
+        let df = DataFrame::new(
+            n,
+            vec![
+                Column::new("person_id".into(), person),
+                Column::new("step".into(), step),
+                Column::new("payload".into(), payload),
+            ],
+        )
+        .unwrap();
+        let lake = Lake::open("memory://", Access::Write).unwrap();
+        let bytes = parquet_bytes_grouped(&df, Some(100)).unwrap();
+        let size = bytes.len() as u64;
+        lake.put(
+            "runs/2026-11-21/journeys/dt=2026-11-20/part-00000.parquet",
+            bytes,
+        )
+        .unwrap();
+        (lake, date, size)
+    }
+
+    #[test]
+    fn ranged_reads_fetch_only_the_row_groups_of_the_person_and_agree_with_whole_files() {
+        let (lake, date, size) = lake_with_sorted_file();
+        let mut fetched = Vec::new();
+        for p in 0..50 {
+            let id = format!("p{p:03}");
+            let pred = || col("person_id").eq(lit(id.clone()));
+            let whole = scan_table(&lake, date, "journeys", pred())
+                .unwrap()
+                .unwrap();
+            let before = lake.bytes_fetched();
+            let ranged = find(&lake, date, "journeys", "person_id", vec![id.clone()])
+                .unwrap()
+                .unwrap();
+            fetched.push(lake.bytes_fetched() - before);
+            assert_eq!(ranged.height(), 60, "{id}");
+            assert!(
+                ranged.equals_missing(&whole),
+                "{id}: {ranged:?} vs {whole:?}"
+            );
+        }
+        // A person spans at most 2 of 30 row groups: with the footer, far less than the file.
+        let max = *fetched.iter().max().unwrap();
+        assert!(max * 4 < size, "fetched {max} of {size} bytes");
+
+        // Several values, in row groups far apart: two runs of row groups, in file order.
+        let ids = vec!["p001".to_string(), "p047".to_string()];
+        let ranged = find(&lake, date, "journeys", "person_id", ids.clone())
+            .unwrap()
+            .unwrap();
+        let whole = scan_table(
+            &lake,
+            date,
+            "journeys",
+            col("person_id").is_in(lit(Series::new("v".into(), ids)).implode(true), false),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(ranged.equals_missing(&whole));
+        assert_eq!(ranged.height(), 120);
+
+        // An id no row group can hold: the footer only, and no rows.
+        let before = lake.bytes_fetched();
+        let none = find(&lake, date, "journeys", "person_id", vec!["zzz".into()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(none.height(), 0);
+        assert_eq!(none.width(), 3);
+        assert!(lake.bytes_fetched() - before < size / 4);
     }
 }

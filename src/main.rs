@@ -65,9 +65,14 @@ enum Command {
         /// Print JSON (a stable shape, see src/explain.rs) instead of text.
         #[arg(long)]
         json: bool,
-        /// Input location, overriding the job file's [lake] input (unused; accepted for symmetry).
+        /// Also read this raw lake and list the person's raw rows that did not reach its
+        /// journey (quarantined, repeated deliveries, other persons). Without it (or --raw)
+        /// the raw lake is not read.
         #[arg(long)]
         input: Option<String>,
+        /// Like --input, with the job file's [lake] input location.
+        #[arg(long)]
+        raw: bool,
         /// Output location, overriding the job file's [lake] output.
         #[arg(long)]
         output: Option<String>,
@@ -173,8 +178,10 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
             date,
             json,
             input,
+            raw,
             output,
         } => {
+            let trace_raw = raw || input.is_some();
             let cfg = JobFile::load(&job)?.into_config(&job, date, input, output);
             let out = Lake::open_with(&cfg.output, Access::Read, &cfg.storage)?;
             let query = match (user, anon) {
@@ -183,8 +190,16 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
                 (None, None) => return Err(Error::Usage("give --user or --anon".into())),
             };
             let started = std::time::Instant::now();
-            let explanation = explain::explain(&out, date, &query)?;
-            tracing::debug!(elapsed_s = started.elapsed().as_secs_f64(), "explained");
+            let mut explanation = explain::explain(&out, date, &query)?;
+            if trace_raw {
+                let input = Lake::open(&cfg.input, Access::Read)?;
+                explain::raw::trace(&out, &input, &mut explanation)?;
+            }
+            tracing::debug!(
+                elapsed_s = started.elapsed().as_secs_f64(),
+                published_bytes_fetched = out.bytes_fetched(),
+                "explained"
+            );
             let mut stdout = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut stdout, &explanation)?;

@@ -12,6 +12,8 @@
 //! with exponential backoff; anything else, or a request still failing when its retries or its
 //! time run out, is returned as [`Error::Storage`] and ends the run.
 
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +52,9 @@ pub struct Lake {
     store: Arc<dyn ObjectStore>,
     url: String,
     runtime: Arc<tokio::runtime::Runtime>,
+    /// Bytes read from the store so far (whole objects and ranges), by this handle and its
+    /// clones.
+    fetched: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -148,6 +153,7 @@ impl Lake {
             store,
             url: url.to_string(),
             runtime: Arc::new(runtime),
+            fetched: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -175,9 +181,44 @@ impl Lake {
     pub fn get(&self, path: &str) -> Result<Bytes> {
         let path = Path::from(path);
         let store = self.store.clone();
-        Ok(self
+        let bytes = self
             .runtime
-            .block_on(async move { store.get(&path).await?.bytes().await })?)
+            .block_on(async move { store.get(&path).await?.bytes().await })?;
+        self.fetched
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
+    }
+
+    /// Read byte ranges of an object: one ranged request per range, sent together. (Not
+    /// `ObjectStore::get_ranges`, which coalesces ranges less than 1 MiB apart into one
+    /// request and so reads the gaps too.)
+    pub fn get_ranges(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let path = Path::from(path);
+        let store = self.store.clone();
+        let ranges = ranges.to_vec();
+        let parts = self.runtime.block_on(async move {
+            futures::future::try_join_all(ranges.into_iter().map(|r| {
+                let (store, path) = (store.clone(), path.clone());
+                async move { store.get_range(&path, r).await }
+            }))
+            .await
+        })?;
+        let n: usize = parts.iter().map(Bytes::len).sum();
+        self.fetched.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(parts)
+    }
+
+    /// Read one byte range of an object.
+    pub fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        Ok(self
+            .get_ranges(path, std::slice::from_ref(&range))?
+            .remove(0))
+    }
+
+    /// Bytes read from the store so far by this handle (and its clones): whole objects and
+    /// ranges.
+    pub fn bytes_fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
     }
 
     /// Read a whole object, or `None` if it does not exist.

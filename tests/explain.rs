@@ -5,6 +5,7 @@ use std::process::Command;
 
 use crate::common::*;
 use lakestitch::explain::{explain, Query};
+use lakestitch::storage::Access;
 use polars::prelude::*;
 
 const D: &str = "2026-11-05";
@@ -262,6 +263,91 @@ fn explains_why_a_shared_laptop_is_cut() {
     assert!(x.to_text().contains("linked to more than one user"));
 }
 
+/// Dee signs in on her cookie, Eli on his; an alias event then says the two cookies are one
+/// browser. The union would put two users in one person: refused, published in
+/// `refused_unions`, and each side's explanation names the other person.
+#[test]
+fn explains_a_refused_union_with_the_other_side() {
+    let mut lake = TestLake::new();
+    lake.events(
+        "2026-11-01",
+        &[
+            ev(
+                "d1",
+                "signed_in",
+                "2026-11-01T09:00:00Z",
+                Some("dee_cookie"),
+                Some("dee"),
+            ),
+            ev(
+                "e1",
+                "signed_in",
+                "2026-11-01T09:30:00Z",
+                Some("eli_cookie"),
+                Some("eli"),
+            ),
+            ev(
+                "al",
+                "$create_alias",
+                "2026-11-01T10:00:00Z",
+                Some("eli_cookie"),
+                None,
+            )
+            .prev("dee_cookie"),
+        ],
+    );
+    let run = lake.run(D);
+    assert_eq!(run.table("refused_unions").height(), 1);
+
+    let d = explain(&run.out, None, &Query::user("dee")).unwrap();
+    assert_eq!(d.person.conflict_count, 1);
+    assert_eq!(d.apart.refused_unions, 1);
+    assert!(d.apart.shared_cookies.is_empty());
+    let r = &d.apart.refused[0];
+    assert_eq!(
+        (
+            r.kind.as_str(),
+            r.event_id.as_deref(),
+            r.at.as_deref(),
+            r.anon_id.as_deref(),
+            r.user_id.as_deref(),
+            r.other_person_id.as_deref(),
+            r.other_user_id.as_deref(),
+            r.other_anon_id.as_deref(),
+        ),
+        (
+            "alias",
+            Some("al"),
+            Some("2026-11-01T10:00:00Z"),
+            Some("dee_cookie"),
+            Some("dee"),
+            Some("eli"),
+            Some("eli"),
+            Some("eli_cookie"),
+        )
+    );
+    let text = d.to_text();
+    assert!(
+        text.contains(
+            "refused alias union at 2026-11-01T10:00:00Z by al: dee_cookie #0 would have joined \
+             eli_cookie #0 of person eli (user eli)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("nothing: no cut cookie"), "{text}");
+
+    // Eli's side, asked by his cookie: the same union, turned around.
+    let e = explain(&run.out, None, &Query::anon("eli_cookie")).unwrap();
+    assert_eq!(e.apart.refused.len(), 1);
+    let r = &e.apart.refused[0];
+    assert_eq!(r.anon_id.as_deref(), Some("eli_cookie"));
+    assert_eq!(r.other_person_id.as_deref(), Some("dee"));
+    assert!(e.to_text().contains("of person dee (user dee)"));
+    let v = serde_json::to_value(&e).unwrap();
+    assert_eq!(v["apart"]["refused"][0]["other_person_id"], "dee");
+    assert_eq!(v["apart"]["refused_unions"], 1);
+}
+
 #[test]
 fn explanation_json_has_the_documented_shape() {
     let lake = lake();
@@ -289,9 +375,11 @@ fn explanation_json_has_the_documented_shape() {
             "first_touch",
             "last_touch",
             "journey",
-            "conversions"
+            "conversions",
+            "raw"
         ])
     );
+    assert!(v["raw"].is_null());
     assert_eq!(v["query"], serde_json::json!({"kind": "user", "id": "ann"}));
     assert_eq!(
         keys(&v["person"]),
@@ -323,8 +411,9 @@ fn explanation_json_has_the_documented_shape() {
     );
     assert_eq!(
         keys(&v["apart"]),
-        sorted(&["segments", "shared_cookies", "refused_unions"])
+        sorted(&["segments", "shared_cookies", "refused_unions", "refused"])
     );
+    assert_eq!(v["apart"]["refused"], serde_json::json!([]));
     assert_eq!(
         keys(&v["first_touch"]),
         sorted(&["at", "anon_id", "channel", "source", "medium", "campaign", "touch"])
@@ -384,6 +473,280 @@ fn journeys_files_are_sorted_by_person() {
         sorted.sort();
         assert_eq!(p, sorted, "{}", f.path);
     }
+}
+
+/// The story lake, plus raw rows of Ann that never reach her journey: repeated deliveries
+/// (one an exact copy, one whose cookie is junk, one with no ids at all), quarantined events
+/// and a quarantined touch; and Eve, whose user id is an email (pseudonymized).
+fn raw_lake() -> TestLake {
+    let mut lake = lake();
+    let mut copy_no_ids = ev("p2", "page_viewed", "2026-11-02T10:00:00Z", None, None);
+    copy_no_ids.anon_id = Some("undefined".into());
+    let mut blank_id = ev(
+        "x",
+        "page_viewed",
+        "2026-11-03T07:00:00Z",
+        Some("ann_phone"),
+        None,
+    );
+    blank_id.event_id = Some("  ".into());
+    let mut no_name = ev("noname", "x", "2026-11-03T07:30:00Z", None, Some("ann"));
+    no_name.event = None;
+    lake.events(
+        "2026-11-03",
+        &[
+            ev(
+                "p1",
+                "page_viewed",
+                "2026-11-01T09:01:00Z",
+                Some("ann_phone"),
+                None,
+            ),
+            ev(
+                "su",
+                "signup_completed",
+                "2026-11-02T10:05:00Z",
+                Some("null"),
+                Some("ann"),
+            ),
+            copy_no_ids,
+            ev(
+                "late",
+                "page_viewed",
+                "2027-01-01T00:00:00Z",
+                Some("ann_laptop"),
+                None,
+            ),
+            blank_id,
+            no_name,
+        ],
+    );
+    lake.touches(
+        "2026-11-03",
+        &[Touch {
+            anon_id: Some("ann_phone".into()),
+            ts: None,
+            ..Default::default()
+        }],
+    );
+    lake.events(
+        "2026-11-04",
+        &[
+            ev(
+                "eve1",
+                "signup_completed",
+                "2026-11-04T09:00:00Z",
+                Some("eve_c"),
+                Some("Eve@Example.com"),
+            ),
+            ev(
+                "eve2",
+                "page_viewed",
+                "1999-12-31T00:00:00Z",
+                None,
+                Some("  Eve@Example.com "),
+            ),
+        ],
+    );
+    lake
+}
+
+#[test]
+fn explain_with_the_raw_lake_lists_rows_that_did_not_reach_the_journey() {
+    let lake = raw_lake();
+    let run = lake.run(D);
+    let raw =
+        lakestitch::storage::Lake::open(lake.input().to_str().unwrap(), Access::Read).unwrap();
+    let mut x = explain(&run.out, None, &Query::user("ann")).unwrap();
+    assert!(x.raw.is_none(), "the raw lake is read only when asked");
+    lakestitch::explain::raw::trace(&run.out, &raw, &mut x).unwrap();
+    let r = x.raw.as_ref().unwrap();
+    assert_eq!(r.files, 9);
+    assert_eq!(r.in_journey, 5);
+    let e7 = "raw/events/dt=2026-11-03/part-00007.parquet";
+    let rows: Vec<_> = r
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.file.as_str(),
+                r.row,
+                r.event_id.as_deref(),
+                r.outcome.as_str(),
+                r.reason.as_deref(),
+                r.kept_copy.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                e7,
+                0,
+                Some("p1"),
+                "deduplicated",
+                None,
+                Some("raw/events/dt=2026-11-01/part-00003.parquet row 0")
+            ),
+            (
+                e7,
+                1,
+                Some("su"),
+                "deduplicated",
+                None,
+                Some("raw/events/dt=2026-11-02/part-00004.parquet row 1")
+            ),
+            (
+                e7,
+                2,
+                Some("p2"),
+                "deduplicated",
+                None,
+                Some("raw/events/dt=2026-11-02/part-00004.parquet row 0")
+            ),
+            (
+                e7,
+                3,
+                Some("late"),
+                "quarantined",
+                Some("ts_out_of_range"),
+                None
+            ),
+            (
+                e7,
+                4,
+                Some(""),
+                "quarantined",
+                Some("missing_event_id"),
+                None
+            ),
+            (
+                e7,
+                5,
+                Some("noname"),
+                "quarantined",
+                Some("missing_event"),
+                None
+            ),
+            (
+                "raw/touches/dt=2026-11-03/part-00008.parquet",
+                0,
+                None,
+                "quarantined",
+                Some("missing_ts"),
+                None
+            ),
+        ]
+    );
+    // Ids are shown cleaned, as the run cleaned them: the junk cookie of the `su` copy is null.
+    assert_eq!(r.rows[1].anon_id, None);
+    assert_eq!(r.rows[1].user_id.as_deref(), Some("ann"));
+    // Every reason agrees with the run's quarantine table.
+    let q = run.table("quarantine");
+    assert_eq!(
+        q.height(),
+        r.rows.iter().filter(|r| r.outcome == "quarantined").count() + 1,
+        "Ann's four quarantined rows and Eve's one: {q:?}"
+    );
+    let text = x.to_text();
+    for needle in [
+        "Raw rows not in the journey",
+        "row 0  p1  2026-11-01T09:01:00Z  page_viewed  anon ann_phone  user -  repeated delivery, kept raw/events/dt=2026-11-01/part-00003.parquet row 0",
+        "quarantined: ts_out_of_range",
+        "touches  anon ann_phone  user -  quarantined: missing_ts",
+    ] {
+        assert!(text.contains(needle), "{needle} in\n{text}");
+    }
+
+    // A shared laptop: the other user's rows on the same cookie are in that person's journey.
+    let mut c = explain(&run.out, None, &Query::user("cy")).unwrap();
+    lakestitch::explain::raw::trace(&run.out, &raw, &mut c).unwrap();
+    let other: Vec<_> = c
+        .raw
+        .as_ref()
+        .unwrap()
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.event_id.as_deref(),
+                r.outcome.as_str(),
+                r.other_person_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        other,
+        vec![
+            (Some("b1"), "other_person", Some("bob")),
+            (Some("b2"), "other_person", Some("bob")),
+        ]
+    );
+
+    // An email used as user id: found by its pseudonym, like the read stage computes it.
+    let eve = lakestitch::read::privacy::pseudonym("Eve@Example.com");
+    let mut e = explain(&run.out, None, &Query::user(eve.clone())).unwrap();
+    lakestitch::explain::raw::trace(&run.out, &raw, &mut e).unwrap();
+    let rows = &e.raw.as_ref().unwrap().rows;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].event_id.as_deref(), Some("eve2"));
+    assert_eq!(rows[0].user_id.as_deref(), Some(eve.as_str()));
+    assert_eq!(rows[0].reason.as_deref(), Some("ts_out_of_range"));
+    assert!(!e.to_text().to_lowercase().contains("eve@example.com"));
+}
+
+#[test]
+fn explain_input_flag_reads_the_raw_lake_through_the_binary() {
+    let lake = raw_lake();
+    lake.run(D);
+    let job = lake.dir.path().join("job.toml");
+    std::fs::write(&job, "").unwrap();
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let out = lakestitch()
+            .args(["explain", "--json", "--user", "ann", "--job"])
+            .arg(&job)
+            .arg("--output")
+            .arg(lake.output())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert!(run(&[])["raw"].is_null());
+    let v = run(&["--input", lake.input().to_str().unwrap()]);
+    let rows = v["raw"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 7);
+    let mut keys: Vec<&str> = rows[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "anon_id",
+            "event",
+            "event_id",
+            "file",
+            "kept_copy",
+            "other_person_id",
+            "outcome",
+            "reason",
+            "row",
+            "source",
+            "ts",
+            "user_id"
+        ]
+    );
 }
 
 fn lakestitch() -> Command {

@@ -64,7 +64,7 @@ fn story_lake() -> TestLake {
     lake
 }
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "identity_map",
     "persons",
     "anon_visitors",
@@ -73,6 +73,7 @@ const TABLES: [&str; 8] = [
     "attribution",
     "attribution_summary",
     "quarantine",
+    "refused_unions",
 ];
 
 fn utc_ts() -> DataType {
@@ -100,6 +101,98 @@ fn table_identity_map_has_the_contract_columns() {
     assert_eq!(s.get("conflict"), Some(&DataType::Boolean));
     assert!(s.get("segment").unwrap().is_integer());
     assert_eq!(t.height(), 2, "one row per segment");
+}
+
+/// `refused_unions` (beyond the contract): an alias that would put alice and bob (an email used
+/// as user id, pseudonymized) in one person is one row naming both sides; a shared laptop
+/// signed in as two users without logout is a cut, not a refused union.
+#[test]
+fn table_refused_unions_names_both_sides_of_each_refused_union() {
+    let mut lake = TestLake::new();
+    lake.events(
+        D,
+        &[
+            ev(
+                "a1",
+                "signed_in",
+                "2026-11-01T09:00:00Z",
+                Some("ca"),
+                Some("alice"),
+            ),
+            ev(
+                "b1",
+                "signed_in",
+                "2026-11-01T09:05:00Z",
+                Some("cb"),
+                Some("Bob@Example.com"),
+            ),
+            ev(
+                "x",
+                "$create_alias",
+                "2026-11-01T10:00:00Z",
+                Some("cb"),
+                None,
+            )
+            .prev("ca"),
+            ev(
+                "s1",
+                "signed_in",
+                "2026-11-02T09:00:00Z",
+                Some("shared"),
+                Some("alice"),
+            ),
+            ev(
+                "s2",
+                "signed_in",
+                "2026-11-02T10:00:00Z",
+                Some("shared"),
+                Some("cy"),
+            ),
+        ],
+    );
+    let run = lake.run(D);
+    let t = run.table("refused_unions");
+    let bob = lakestitch::read::privacy::pseudonym("Bob@Example.com");
+    assert_eq!(t.height(), 1, "{t:?}");
+    assert_eq!(run.manifest()["identity"]["refused_unions"], 1);
+    assert_eq!(run.manifest()["outputs"]["refused_unions"]["rows"], 1);
+    let s = t.schema();
+    for c in [
+        "event_id",
+        "kind",
+        "anon_id",
+        "person_id",
+        "user_id",
+        "other_anon_id",
+        "other_person_id",
+        "other_user_id",
+    ] {
+        assert_eq!(s.get(c), Some(&DataType::String), "{c}");
+    }
+    assert_eq!(s.get("at"), Some(&utc_ts()));
+    let row = |c: &str| strings(&t, c)[0].clone();
+    assert_eq!(row("event_id").as_deref(), Some("x"));
+    assert_eq!(row("kind").as_deref(), Some("alias"));
+    assert_eq!(micros(&t, "at"), vec![Some(us("2026-11-01T10:00:00Z"))]);
+    // The event's own side: cookie cb, bob's (pseudonymized: no raw email in the table).
+    assert_eq!(row("anon_id").as_deref(), Some("cb"));
+    assert_eq!(row("person_id"), Some(bob.clone()));
+    assert_eq!(row("user_id"), Some(bob.clone()));
+    // The other side: previous_id ca, alice's.
+    assert_eq!(row("other_anon_id").as_deref(), Some("ca"));
+    assert_eq!(row("other_person_id").as_deref(), Some("alice"));
+    assert_eq!(row("other_user_id").as_deref(), Some("alice"));
+    assert_eq!(u32s(&t, "segment"), vec![Some(0)]);
+    assert_eq!(u32s(&t, "other_segment"), vec![Some(0)]);
+    // conflict_count: the refused union, plus alice's shared laptop.
+    assert_eq!(
+        u32s(&run.rows("persons", "person_id", "alice"), "conflict_count"),
+        vec![Some(2)]
+    );
+    assert_eq!(
+        u32s(&run.rows("persons", "person_id", &bob), "conflict_count"),
+        vec![Some(1)]
+    );
 }
 
 #[test]

@@ -61,6 +61,40 @@ pub struct Person {
     pub oversized: bool,
 }
 
+/// What a refused union would have joined (contract §3.3): the event that asked for it and
+/// the two nodes of the union-find, each a segment (`< segments.len()`) or a user node
+/// (`segments.len() + user`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedUnion {
+    /// Row of `RawLake::events` that asked for the union.
+    pub event: u32,
+    /// `link` (a cookie segment with the event's user) or `alias` (two cookies' segments).
+    pub kind: RefusedKind,
+    /// The event's own side: the segment of its `anon_id`.
+    pub a: u32,
+    /// The other side: the user node (link) or the segment of `previous_id` (alias).
+    pub b: u32,
+}
+
+/// Which edge a refused union was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedKind {
+    /// An event carrying both `anon_id` and `user_id`.
+    Link,
+    /// An alias event (`previous_id` → `anon_id`).
+    Alias,
+}
+
+impl RefusedKind {
+    /// Its name in the `refused_unions` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusedKind::Link => "link",
+            RefusedKind::Alias => "alias",
+        }
+    }
+}
+
 /// The identity graph of one run.
 #[derive(Debug, Clone)]
 pub struct IdentityGraph {
@@ -74,6 +108,8 @@ pub struct IdentityGraph {
     pub segment_person: Vec<u32>,
     /// Whether a link or alias of the segment was refused.
     pub segment_refused: Vec<bool>,
+    /// Every refused union, in the order the unions were applied (event-time order).
+    pub refused: Vec<RefusedUnion>,
     /// Person of each user.
     pub user_person: Vec<u32>,
     /// All persons.
@@ -111,7 +147,7 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
     labels.extend(0..n_users as u32);
     let mut uf = UnionFind::new(labels);
     let mut segment_refused = vec![false; n_segments];
-    let mut refused: Vec<(u32, u32)> = Vec::new();
+    let mut refused: Vec<RefusedUnion> = Vec::new();
     let mut stats = IdentityStats {
         cookies: n_cookies as u64,
         users: n_users as u64,
@@ -125,7 +161,12 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
             let user_node = s + ev.user[e];
             if uf.union(own, user_node) == Union::Refused {
                 segment_refused[own as usize] = true;
-                refused.push((own, user_node));
+                refused.push(RefusedUnion {
+                    event: e as u32,
+                    kind: RefusedKind::Link,
+                    a: own,
+                    b: user_node,
+                });
             }
         }
         let prev = seg.alias_prev_segment[e];
@@ -134,7 +175,12 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
             if uf.union(own, prev) == Union::Refused {
                 segment_refused[own as usize] = true;
                 segment_refused[prev as usize] = true;
-                refused.push((own, prev));
+                refused.push(RefusedUnion {
+                    event: e as u32,
+                    kind: RefusedKind::Alias,
+                    a: own,
+                    b: prev,
+                });
             }
         }
     }
@@ -178,9 +224,9 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
             }
         }
     }
-    for &(a, b) in &refused {
-        persons[node_person[a as usize] as usize].conflict_count += 1;
-        persons[node_person[b as usize] as usize].conflict_count += 1;
+    for r in &refused {
+        persons[node_person[r.a as usize] as usize].conflict_count += 1;
+        persons[node_person[r.b as usize] as usize].conflict_count += 1;
     }
     let anon_str = anon_ids.str()?;
     let user_str = user_ids.str()?;
@@ -226,6 +272,7 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
         user_ids,
         segment_person,
         segment_refused,
+        refused,
         user_person,
         persons,
         event_person,

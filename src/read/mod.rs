@@ -432,6 +432,16 @@ fn quarantine_where(
         .collect()?)
 }
 
+/// `event_id` trimmed, as the read stage keys, deduplicates and quarantines events.
+fn strip_event_id() -> Expr {
+    col("event_id").str().strip_chars(lit(NULL))
+}
+
+/// An event whose (trimmed) `event_id` is null or empty: quarantined as `missing_event_id`.
+fn missing_event_id() -> Expr {
+    col("event_id").is_null().or(col("event_id").eq(lit("")))
+}
+
 /// The id columns of events: never longer than [`MAX_ID_CHARS`].
 const EVENT_IDS: &[&str] = &["event_id", "anon_id", "user_id", "previous_id", "org_id"];
 
@@ -637,13 +647,10 @@ fn read_events(
     };
 
     // 1. An event without an event_id cannot be deduplicated or referenced.
-    let df = df
-        .lazy()
-        .with_column(col("event_id").str().strip_chars(lit(NULL)))
-        .collect()?;
+    let df = df.lazy().with_column(strip_event_id()).collect()?;
     let df = quarantine_where(
         df,
-        col("event_id").is_null().or(col("event_id").eq(lit(""))),
+        missing_event_id(),
         "events",
         "missing_event_id",
         true,
@@ -815,6 +822,112 @@ fn read_events(
         .collect()?;
     st.rows_used = df.height() as u64;
     Ok((df, st))
+}
+
+/// The id columns of the raw events of a run (files with `dt <= date`, in the read stage's
+/// order: partition, then path, then row), cleaned as the read stage cleans them, for the rows
+/// matching `keep`; used by `explain --input` to find a person's raw rows.
+///
+/// Only the columns `event_id`, `event`, `ts`, `anon_id`, `user_id`, `previous_id` and
+/// `org_id` of each file are decoded, and each file is checked against the contract like the run
+/// checks it. Columns out: `source` (`events`), `file`, `dt`, `row` (0-based in the file),
+/// `row_key` (the `quarantine` table's key), `event_id` (trimmed, pseudonymized), `event`, `ts`
+/// (µs UTC), `anon_id`, `user_id` (junk ids null, personal ids pseudonymized, as in the
+/// tables), and `early_reason`: `missing_event_id` or `id_too_long` for rows the run
+/// quarantines before deduplication (null otherwise). `keep` is evaluated over these columns.
+pub fn raw_event_ids(lake: &Lake, date: NaiveDate, keep: Expr) -> Result<(DataFrame, usize)> {
+    let names = [
+        "event_id",
+        "event",
+        "ts",
+        "anon_id",
+        "user_id",
+        "previous_id",
+        "org_id",
+    ];
+    let spec: Vec<ColumnSpec> = schema::EVENTS
+        .iter()
+        .filter(|c| names.contains(&c.name))
+        .copied()
+        .collect();
+    let files = list_files(lake, "events", Some(date))?;
+    let mut frames = Vec::new();
+    for (path, dt) in &files {
+        let df = schema::read_file(lake.get(path)?, path, dt, &spec, false, &[])?;
+        let (df, _) = privacy::pseudonymize_ids(df, EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
+        let df = df
+            .lazy()
+            .with_column(strip_event_id())
+            .with_columns([
+                row_key_expr(true).alias("row_key"),
+                when(missing_event_id())
+                    .then(lit("missing_event_id"))
+                    .when(id_too_long(EVENT_IDS))
+                    .then(lit("id_too_long"))
+                    .otherwise(lit(NULL).cast(DataType::String))
+                    .alias("early_reason"),
+            ])
+            .with_columns([clean_id("anon_id"), clean_id("user_id")])
+            .select([
+                lit("events").alias("source"),
+                col(FILE_COL).alias("file"),
+                col(DT_COL).alias("dt"),
+                col(ROW_COL).alias("row"),
+                col("row_key"),
+                col("event_id"),
+                col("event"),
+                col("ts"),
+                col("anon_id"),
+                col("user_id"),
+                col("early_reason"),
+            ])
+            .filter(keep.clone())
+            .collect()?;
+        frames.push(df);
+    }
+    let df = match frames.len() {
+        0 => DataFrame::empty(),
+        _ => polars::functions::concat_df_diagonal(&frames)?,
+    };
+    Ok((df, files.len()))
+}
+
+/// The `anon_id` of the raw touches of a run (files with `dt <= date`), cleaned as the read
+/// stage cleans it, for the rows matching `keep`. Columns out: `source` (`touches`), `file`,
+/// `dt`, `row`, `row_key` (`row N`, the `quarantine` key of a touch), `ts`, `anon_id`.
+pub fn raw_touch_ids(lake: &Lake, date: NaiveDate, keep: Expr) -> Result<(DataFrame, usize)> {
+    let spec: Vec<ColumnSpec> = schema::TOUCHES
+        .iter()
+        .filter(|c| ["anon_id", "ts"].contains(&c.name))
+        .copied()
+        .collect();
+    let files = list_files(lake, "touches", Some(date))?;
+    let mut frames = Vec::new();
+    for (path, dt) in &files {
+        let df = schema::read_file(lake.get(path)?, path, dt, &spec, false, &[])?;
+        let (df, _) = privacy::pseudonymize_ids(df, &["anon_id"], MAX_ID_CHARS)?;
+        let df = df
+            .lazy()
+            .with_column(row_key_expr(false).alias("row_key"))
+            .with_column(clean_id("anon_id"))
+            .select([
+                lit("touches").alias("source"),
+                col(FILE_COL).alias("file"),
+                col(DT_COL).alias("dt"),
+                col(ROW_COL).alias("row"),
+                col("row_key"),
+                col("ts"),
+                col("anon_id"),
+            ])
+            .filter(keep.clone())
+            .collect()?;
+        frames.push(df);
+    }
+    let df = match frames.len() {
+        0 => DataFrame::empty(),
+        _ => polars::functions::concat_df_diagonal(&frames)?,
+    };
+    Ok((df, files.len()))
 }
 
 /// Dedup events by event_id and count dropped copies whose content differs from the kept one.

@@ -32,6 +32,8 @@ pub struct Tables {
     pub user_attribution: DataFrame,
     /// One row per used event, with a `dt` column (UTC date of `ts`) to partition by.
     pub journeys: DataFrame,
+    /// One row per refused union (an addition beyond the contract, see [`refused_unions`]).
+    pub refused_unions: DataFrame,
     /// Whether each touch (row of `RawLake::touches`) counts (contract §3.4).
     pub touch_counts: BooleanChunked,
     /// Channel, source, medium and campaign of each touch (GA4 default channel group).
@@ -506,8 +508,11 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         ],
     )?;
 
+    let refused_unions = refused_unions(raw, graph, &person_ids)?;
+
     Ok(Tables {
         identity_map,
+        refused_unions,
         persons,
         anon_visitors,
         user_attribution,
@@ -520,13 +525,91 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     })
 }
 
+/// The `refused_unions` table (beyond the contract's tables): one row per union the run
+/// refused because it would have put two users in one person (§3.3), in the order the unions
+/// were applied. Columns: `event_id` (the event that asked for it), `at` (its time), `kind`
+/// (`link` or `alias`); the event's own side — `anon_id`, `segment` (of its cookie at that
+/// time), `person_id`, `user_id`; and the other side — `other_anon_id`, `other_segment` (the
+/// `previous_id`'s segment for an alias, null for a link), `other_person_id`, `other_user_id`.
+/// Ids are those of the other tables (cleaned, personal ids pseudonymized). A person's
+/// `conflict_count` counts each row in which it is one of the two sides.
+pub fn refused_unions(
+    raw: &RawLake,
+    graph: &IdentityGraph,
+    person_ids: &Series,
+) -> Result<DataFrame> {
+    let seg = &graph.segmentation;
+    let n_segments = seg.segments.len() as u32;
+    let rows = &graph.refused;
+    let event: Vec<u32> = rows.iter().map(|r| r.event).collect();
+    // A node is a segment or a user: its cookie and segment number (NONE for a user), person
+    // and the person's user.
+    let side = |node: u32| -> (u32, Option<u32>, u32, u32) {
+        if node < n_segments {
+            let sg = &seg.segments[node as usize];
+            let p = graph.segment_person[node as usize];
+            (sg.anon, Some(sg.number), p, graph.persons[p as usize].user)
+        } else {
+            let u = node - n_segments;
+            (NONE, None, graph.user_person[u as usize], u)
+        }
+    };
+    let a: Vec<_> = rows.iter().map(|r| side(r.a)).collect();
+    let b: Vec<_> = rows.iter().map(|r| side(r.b)).collect();
+    let ts = raw
+        .events
+        .column("ts")?
+        .as_materialized_series()
+        .i64()?
+        .clone();
+    let events = raw.events.column("event_id")?.as_materialized_series();
+    let columns = |s: &[(u32, Option<u32>, u32, u32)], prefix: &str| -> Result<Vec<Column>> {
+        Ok(vec![
+            gather(
+                &graph.anon_ids,
+                &s.iter().map(|x| x.0).collect::<Vec<_>>(),
+                &format!("{prefix}anon_id"),
+            )?
+            .into(),
+            Column::new(
+                format!("{prefix}segment").into(),
+                s.iter().map(|x| x.1).collect::<Vec<_>>(),
+            ),
+            gather(
+                person_ids,
+                &s.iter().map(|x| x.2).collect::<Vec<_>>(),
+                &format!("{prefix}person_id"),
+            )?
+            .into(),
+            gather(
+                &graph.user_ids,
+                &s.iter().map(|x| x.3).collect::<Vec<_>>(),
+                &format!("{prefix}user_id"),
+            )?
+            .into(),
+        ])
+    };
+    let mut cols: Vec<Column> = vec![
+        gather(events, &event, "event_id")?.into(),
+        ts_series("at", event.iter().map(|&e| ts.get(e as usize)).collect())?.into(),
+        Column::new(
+            "kind".into(),
+            rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+        ),
+    ];
+    cols.extend(columns(&a, "")?);
+    cols.extend(columns(&b, "other_")?);
+    Ok(DataFrame::new(rows.len(), cols)?)
+}
+
 /// Table names in publishing order.
-pub const TABLES: [&str; 5] = [
+pub const TABLES: [&str; 6] = [
     "identity_map",
     "persons",
     "anon_visitors",
     "user_attribution",
     "journeys",
+    "refused_unions",
 ];
 
 impl Tables {
@@ -538,6 +621,7 @@ impl Tables {
             ("anon_visitors", &self.anon_visitors),
             ("user_attribution", &self.user_attribution),
             ("journeys", &self.journeys),
+            ("refused_unions", &self.refused_unions),
         ])
     }
 }
