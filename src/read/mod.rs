@@ -155,6 +155,14 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
             .drop(cols([ROW_COL]))
             .collect()?
     };
+    let mb = |df: &DataFrame| df.estimated_size() / (1 << 20);
+    tracing::debug!(
+        events_mb = mb(&events),
+        event_details_mb = mb(&event_details),
+        touches_mb = mb(&touches),
+        quarantine_mb = mb(&quarantine),
+        "read: frames in memory"
+    );
     Ok(RawLake {
         events,
         event_details,
@@ -164,6 +172,26 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
         quarantine,
         stats,
     })
+}
+
+/// `df` filtered by `mask` one column at a time, each input column dropped once filtered: the
+/// frame is never held twice (a whole-frame filter holds both copies at its peak).
+pub fn filter_columnwise(df: DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
+    let height = mask.sum().unwrap_or(0) as usize;
+    let mut out = Vec::with_capacity(df.width());
+    for c in df.into_columns() {
+        out.push(c.filter(mask)?);
+    }
+    Ok(DataFrame::new(height, out)?)
+}
+
+/// The rows `idx` of `df`, gathered one column at a time (see [`filter_columnwise`]).
+pub fn take_columnwise(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
+    let mut out = Vec::with_capacity(df.width());
+    for c in df.into_columns() {
+        out.push(c.take(idx)?);
+    }
+    Ok(DataFrame::new(idx.len(), out)?)
 }
 
 /// An empty `quarantine` frame.
@@ -472,8 +500,20 @@ fn quarantine_reasons(
     } else {
         col(FILE_COL)
     };
+    // First only a flag per row; the reasons and row keys of the (few) flagged rows after.
+    let any = reasons
+        .iter()
+        .map(|(p, _)| p.clone().fill_null(lit(false)))
+        .reduce(Expr::or)
+        .unwrap_or(lit(false))
+        .alias("_q");
+    let flags = df.clone().lazy().select([any]).collect()?;
+    let flagged = flags.column("_q")?.bool()?.clone();
+    if flagged.sum().unwrap_or(0) == 0 {
+        return Ok(df);
+    }
     let tagged = df
-        .clone()
+        .filter(&flagged)?
         .lazy()
         .select([
             reason_expr.alias("reason"),
@@ -481,11 +521,7 @@ fn quarantine_reasons(
             row_key_expr(with_event_id).alias("row_key"),
             col(ROW_COL),
         ])
-        .filter(col("reason").is_not_null())
         .collect()?;
-    if tagged.height() == 0 {
-        return Ok(df);
-    }
     let q = if by_index {
         let names = stats
             .files
@@ -522,14 +558,7 @@ fn quarantine_reasons(
             .or_default() += 1;
     }
     out.push(q);
-    let mut keep = reasons
-        .iter()
-        .map(|(p, _)| p.clone().fill_null(lit(false)))
-        .reduce(Expr::or)
-        .unwrap_or(lit(false))
-        .not();
-    keep = keep.alias("_keep");
-    Ok(df.lazy().filter(keep).collect()?)
+    filter_columnwise(df, &!&flagged)
 }
 
 /// The id columns of events: never longer than [`MAX_ID_CHARS`].
@@ -767,6 +796,7 @@ fn read_events(
     let event_details = polars::functions::concat_df_diagonal(&details)?;
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "events: files read"
     );
 
@@ -774,6 +804,7 @@ fn read_events(
     let df = dedup_events(df, &mut st)?;
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "events: deduplicated"
     );
 
@@ -805,6 +836,7 @@ fn read_events(
     let df = df.drop_many(["_raw_anon", "_raw_prev", "_raw_org"]);
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "events: ids cleaned"
     );
 
@@ -869,6 +901,7 @@ fn read_events(
 
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "events: quarantined"
     );
     // 6. An actor who is not a member of the event's org keeps no org (§3.1). Only rows with
@@ -918,6 +951,7 @@ fn read_events(
 
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "events: memberships"
     );
     // 7. Journey order: ts, then seq (nulls first), then event_id (§3.6).
@@ -927,16 +961,18 @@ fn read_events(
         .map(|c| col(c.name))
         .collect();
     keep.extend([col("raw_user_id"), col(FIDX_COL), col(ROW_COL)]);
-    let df = df
-        .lazy()
-        .select(keep)
-        .sort_by_exprs(
-            [col("ts"), col("seq"), col("event_id")],
+    let df = df.lazy().select(keep).collect()?;
+    let order = df
+        .select(["ts", "seq", "event_id"])?
+        .with_row_index("_i".into(), None)?
+        .sort(
+            ["ts", "seq", "event_id"],
             SortMultipleOptions::default().with_maintain_order(true),
-        )
-        .collect()?;
+        )?;
+    let df = take_columnwise(df, order.column("_i")?.idx()?)?;
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "events: sorted"
     );
     st.rows_used = df.height() as u64;
@@ -1043,7 +1079,7 @@ fn dedup_events(df: DataFrame, st: &mut SourceStats) -> Result<DataFrame> {
     }
     let keep = BooleanChunked::from_slice("_keep".into(), &keep);
     let dropped = df.select(["event_id", CONTENT_HASH_COL])?.filter(&!&keep)?;
-    let kept = df.filter(&keep)?;
+    let kept = filter_columnwise(df, &keep)?;
     let differs = dropped
         .lazy()
         .join(
@@ -1072,6 +1108,7 @@ fn read_touches(
     let (df, files, _) = read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true, &[])?;
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "touches: files read"
     );
     let mut st = SourceStats {
@@ -1145,6 +1182,7 @@ fn read_touches(
     st.values_redacted = Some(redacted);
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "touches: redacted"
     );
     let df = df
@@ -1169,10 +1207,11 @@ fn read_touches(
 
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "touches: quarantined"
     );
-    let mut order = vec![col("ts"), col("anon_id")];
-    for c in [
+    let mut order = vec!["ts", "anon_id"];
+    order.extend([
         "gclid",
         "fbclid",
         "utm_source",
@@ -1180,19 +1219,19 @@ fn read_touches(
         "utm_campaign",
         "landing_url",
         "referrer",
-    ] {
-        order.push(col(c));
-    }
-    order.extend([col(FILE_COL), col(ROW_COL)]);
-    let df = df
-        .lazy()
-        .sort_by_exprs(
+    ]);
+    order.extend([FILE_COL, ROW_COL]);
+    let sorted = df
+        .select(order.clone())?
+        .with_row_index("_i".into(), None)?
+        .sort(
             order,
             SortMultipleOptions::default().with_maintain_order(true),
-        )
-        .collect()?;
+        )?;
+    let df = take_columnwise(df, sorted.column("_i")?.idx()?)?;
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
         "touches: sorted"
     );
     st.rows_used = df.height() as u64;
