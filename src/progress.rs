@@ -54,6 +54,7 @@ impl Progress {
                 stage = n,
                 of = self.total,
                 elapsed_s = self.started.elapsed().as_secs_f64(),
+                peak_rss_mb = peak_rss_mb(),
                 "{what}"
             ),
             None => {}
@@ -65,7 +66,11 @@ impl Progress {
         match &self.bar {
             Some(bar) => bar.finish_with_message(msg.to_string()),
             None if self.total > 0 => {
-                tracing::info!(elapsed_s = self.started.elapsed().as_secs_f64(), "{msg}")
+                tracing::info!(
+                    elapsed_s = self.started.elapsed().as_secs_f64(),
+                    peak_rss_mb = peak_rss_mb(),
+                    "{msg}"
+                )
             }
             None => {}
         }
@@ -78,4 +83,18 @@ impl Progress {
             None => tracing::info!("{line}"),
         }
     }
+}
+
+/// The process's peak resident memory so far, in MB (Linux: `VmHWM` of `/proc/self/status`;
+/// 0 where that is not available). Logged with each stage, so a run's log shows which stage
+/// set the peak.
+pub fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
 }

@@ -33,18 +33,12 @@ pub fn conversions(
     let events = &raw.events;
     let names = Series::new("names".into(), conversion_events.to_vec());
     let mut ev = events.select([
-        "event_id",
-        "event",
-        "ts",
-        "value",
-        "currency",
-        "order_id",
-        "email",
-        "ip",
-        "user_agent",
-        "properties",
+        "event_id", "event", "ts", "value", "currency", "order_id", "_fidx", "_row",
     ])?;
     ev.with_column(Column::new("person".into(), graph.event_person.clone()))?;
+    // Receipt email, ip, user agent and properties are kept for conversions only, apart.
+    let details = raw.event_details.clone().lazy();
+    let key = || [col(crate::read::FIDX_COL), col("_row")];
     let person_users = &tables.person_users;
     let oversized: Vec<bool> = graph.persons.iter().map(|p| p.oversized).collect();
     let persons = DataFrame::new(
@@ -88,6 +82,7 @@ pub fn conversions(
                 .is_in(lit(names).implode(true), false)
                 .fill_null(lit(false)),
         )
+        .join(details, key(), key(), left())
         .join(persons.lazy(), [col("person")], [col("person")], left())
         .join(users, [col("user_id")], [col("user_id")], left())
         .collect()?;

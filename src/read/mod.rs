@@ -20,6 +20,12 @@ use crate::error::{Error, Result};
 use crate::storage::Lake;
 use schema::{ColumnSpec, DT_COL, FILE_COL, ROW_COL};
 
+/// Events' file, as an index into [`RawLake::event_files`] (one number per row instead of a
+/// path string per row).
+pub const FIDX_COL: &str = "_fidx";
+/// A hash of an event row's content as delivered (compared between copies of an event_id).
+const CONTENT_HASH_COL: &str = "_h";
+
 /// Values that are not ids (compared trimmed, unquoted, lowercased). Empty strings too.
 pub const JUNK_IDS: [&str; 10] = [
     "null",
@@ -97,9 +103,14 @@ pub struct SourceStats {
 #[derive(Debug, Clone)]
 pub struct RawLake {
     /// Used events, one row per `event_id`, sorted by `ts`, `seq` (nulls first), `event_id`.
-    /// Columns: the contract's (ids cleaned, `ts` as Int64 microseconds UTC) plus
-    /// `raw_user_id` (the `user_id` as read) and `_dt`, `_file`, `_row`.
+    /// Columns: the contract's (ids cleaned, `ts` as Int64 microseconds UTC) except
+    /// [`EVENT_DETAIL_COLS`] and `tracking_version`, plus `raw_user_id` (the `user_id` as
+    /// read), `_fidx` (the file, an index into the events' `SourceStats::files`) and `_row`
+    /// (the row in that file).
     pub events: DataFrame,
+    /// [`EVENT_DETAIL_COLS`] of the conversion events (named in `[events] conversions`), keyed
+    /// by `_fidx` and `_row` like `events`. Rows of every copy read: join on the key.
+    pub event_details: DataFrame,
     /// Used touches, sorted by `ts`, `anon_id` and content. Same conventions.
     pub touches: DataFrame,
     /// Touch columns that are attribution keys no one has invented yet.
@@ -125,24 +136,62 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     }
     let (users, s) = read_users(lake, &mut quarantine)?;
     stats.insert("users".to_string(), s);
-    let (events, s) = read_events(lake, cfg, &orgs, memberships.as_ref(), &mut quarantine)?;
+    let (events, event_details, s) =
+        read_events(lake, cfg, &orgs, memberships.as_ref(), &mut quarantine)?;
     stats.insert("events".to_string(), s);
     let (touches, touch_extra_keys, s) = read_touches(lake, cfg, &mut quarantine)?;
     stats.insert("touches".to_string(), s);
 
+    // In file and row order, however the reasons were found.
     let quarantine = if quarantine.is_empty() {
         empty_quarantine()
     } else {
         polars::functions::concat_df_diagonal(&quarantine)?
+            .lazy()
+            .sort_by_exprs(
+                [col("file"), col(ROW_COL)],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .drop(cols([ROW_COL]))
+            .collect()?
     };
+    let mb = |df: &DataFrame| df.estimated_size() / (1 << 20);
+    tracing::debug!(
+        events_mb = mb(&events),
+        event_details_mb = mb(&event_details),
+        touches_mb = mb(&touches),
+        quarantine_mb = mb(&quarantine),
+        "read: frames in memory"
+    );
     Ok(RawLake {
         events,
+        event_details,
         touches,
         touch_extra_keys,
         users,
         quarantine,
         stats,
     })
+}
+
+/// `df` filtered by `mask` one column at a time, each input column dropped once filtered: the
+/// frame is never held twice (a whole-frame filter holds both copies at its peak).
+pub fn filter_columnwise(df: DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
+    let height = mask.sum().unwrap_or(0) as usize;
+    let mut out = Vec::with_capacity(df.width());
+    for c in df.into_columns() {
+        out.push(c.filter(mask)?);
+    }
+    Ok(DataFrame::new(height, out)?)
+}
+
+/// The rows `idx` of `df`, gathered one column at a time (see [`filter_columnwise`]).
+pub fn take_columnwise(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
+    let mut out = Vec::with_capacity(df.width());
+    for c in df.into_columns() {
+        out.push(c.take(idx)?);
+    }
+    Ok(DataFrame::new(idx.len(), out)?)
 }
 
 /// An empty `quarantine` frame.
@@ -254,26 +303,40 @@ fn empty_frame(spec: &[ColumnSpec]) -> DataFrame {
     DataFrame::new(0, cols).expect("columns of equal length")
 }
 
-/// An id with junk values (§3.5) turned into null; real ids are trimmed.
+/// An id with junk values (§3.5) turned into null; real ids are trimmed (see
+/// [`clean_id_value`]). A column with nothing to clean is returned as it is, uncopied.
 pub fn clean_id(name: &str) -> Expr {
-    let trimmed = col(name).str().strip_chars(lit(NULL));
-    let lowered = trimmed
-        .clone()
-        .str()
-        .strip_chars(lit("\"'`"))
-        .str()
-        .strip_chars(lit(NULL))
-        .str()
-        .to_lowercase();
-    let junk = Series::new("junk".into(), JUNK_IDS.to_vec());
-    let is_junk = lowered
-        .clone()
-        .eq(lit(""))
-        .or(lowered.is_in(lit(junk).implode(true), false));
-    when(is_junk)
-        .then(lit(NULL).cast(DataType::String))
-        .otherwise(trimmed)
+    col(name)
+        .map(
+            |c| {
+                let ca = c.str()?;
+                let unchanged = ca.iter().all(|v| {
+                    v.is_none_or(|v| clean_id_value(v).is_some_and(|k| k.len() == v.len()))
+                });
+                if unchanged {
+                    return Ok(c);
+                }
+                let out: StringChunked = ca.iter().map(|v| v.and_then(clean_id_value)).collect();
+                Ok(out.with_name(c.name().clone()).into_column())
+            },
+            |_, field| Ok(field.clone()),
+        )
         .alias(name)
+}
+
+/// One id value cleaned: `None` when it is junk (empty, or one of [`JUNK_IDS`] in any case,
+/// once trimmed of whitespace and quotes), else the value trimmed of whitespace.
+///
+/// ASCII case folding is enough: the junk values are ASCII, and no non-ASCII character
+/// lowercases to one of their letters.
+pub fn clean_id_value(v: &str) -> Option<&str> {
+    let trimmed = v.trim();
+    let core = trimmed
+        .trim_matches(|c| matches!(c, '"' | '\'' | '`'))
+        .trim();
+    let junk = core.is_empty()
+        || (core.len() <= 15 && JUNK_IDS.iter().any(|j| j.eq_ignore_ascii_case(core)));
+    (!junk).then_some(trimmed)
 }
 
 /// Count of values that were present but cleaned away.
@@ -401,35 +464,101 @@ fn quarantine_where(
     out: &mut Vec<DataFrame>,
     stats: &mut SourceStats,
 ) -> Result<DataFrame> {
-    let flagged = df
-        .clone()
+    quarantine_reasons(df, &[(pred, reason)], source, with_event_id, out, stats)
+}
+
+/// Move the rows of `df` matching any of `reasons` to quarantine, each with the first reason
+/// it matches (the same as applying them one after the other); return the rest. One pass
+/// computes the reasons; when no row matches, `df` is returned as it is, uncopied.
+///
+/// The file of a row is its `_file` column, or, for events after their files were put
+/// together, its `_fidx` index into `files` (see [`RawLake::event_files`]).
+fn quarantine_reasons(
+    df: DataFrame,
+    reasons: &[(Expr, &str)],
+    source: &str,
+    with_event_id: bool,
+    out: &mut Vec<DataFrame>,
+    stats: &mut SourceStats,
+) -> Result<DataFrame> {
+    if reasons.is_empty() {
+        return Ok(df);
+    }
+    // when(p1) then r1 otherwise (when(p2) then r2 otherwise (... null)): first match wins.
+    let reason_expr =
+        reasons
+            .iter()
+            .rev()
+            .fold(lit(NULL).cast(DataType::String), |rest, (pred, reason)| {
+                when(pred.clone().fill_null(lit(false)))
+                    .then(lit(*reason))
+                    .otherwise(rest)
+            });
+    let by_index = df.column(FILE_COL).is_err() && df.column(FIDX_COL).is_ok();
+    let file_expr = if by_index {
+        col(FIDX_COL)
+    } else {
+        col(FILE_COL)
+    };
+    // First only a flag per row; the reasons and row keys of the (few) flagged rows after.
+    let any = reasons
+        .iter()
+        .map(|(p, _)| p.clone().fill_null(lit(false)))
+        .reduce(Expr::or)
+        .unwrap_or(lit(false))
+        .alias("_q");
+    let flags = df.clone().lazy().select([any]).collect()?;
+    let flagged = flags.column("_q")?.bool()?.clone();
+    if flagged.sum().unwrap_or(0) == 0 {
+        return Ok(df);
+    }
+    let tagged = df
+        .filter(&flagged)?
         .lazy()
-        .with_column(pred.fill_null(lit(false)).alias("_q"))
-        .collect()?;
-    let q = flagged
-        .clone()
-        .lazy()
-        .filter(col("_q"))
         .select([
-            lit(source).alias("source"),
-            col(FILE_COL).alias("file"),
+            reason_expr.alias("reason"),
+            file_expr.alias("file"),
             row_key_expr(with_event_id).alias("row_key"),
-            lit(reason).alias("reason"),
+            col(ROW_COL),
         ])
         .collect()?;
-    if q.height() > 0 {
-        stats.rows_quarantined += q.height() as u64;
+    let q = if by_index {
+        let names = stats
+            .files
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect::<Vec<_>>();
+        let file: Vec<Option<&str>> = tagged
+            .column("file")?
+            .u32()?
+            .iter()
+            .map(|i| i.and_then(|i| names.get(i as usize).copied()))
+            .collect();
+        let mut t = tagged;
+        t.replace("file", Series::new("file".into(), file).into())?;
+        t
+    } else {
+        tagged
+    };
+    let q = q
+        .lazy()
+        .select([
+            lit(source).alias("source"),
+            col("file"),
+            col("row_key"),
+            col("reason"),
+            col(ROW_COL),
+        ])
+        .collect()?;
+    stats.rows_quarantined += q.height() as u64;
+    for reason in q.column("reason")?.str()?.iter().flatten() {
         *stats
             .quarantined_by_reason
             .entry(reason.to_string())
-            .or_default() += q.height() as u64;
-        out.push(q);
+            .or_default() += 1;
     }
-    Ok(flagged
-        .lazy()
-        .filter(col("_q").not())
-        .drop(cols(["_q"]))
-        .collect()?)
+    out.push(q);
+    filter_columnwise(df, &!&flagged)
 }
 
 /// `event_id` trimmed, as the read stage keys, deduplicates and quarantines events.
@@ -613,13 +742,22 @@ fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceS
     Ok((df, st))
 }
 
+/// Event columns read only by the ad-platform export, and only for conversions: kept for
+/// conversion rows only, in [`RawLake::event_details`], so the run never holds them for every
+/// event (they are over half of an event's bytes).
+pub const EVENT_DETAIL_COLS: [&str; 4] = ["email", "ip", "user_agent", "properties"];
+
+/// Event columns not used after reading (still part of the content compared between
+/// repeated deliveries).
+const EVENT_UNUSED_COLS: [&str; 1] = ["tracking_version"];
+
 fn read_events(
     lake: &Lake,
     cfg: &JobConfig,
     orgs: &[String],
     memberships: Option<&DataFrame>,
     q: &mut Vec<DataFrame>,
-) -> Result<(DataFrame, SourceStats)> {
+) -> Result<(DataFrame, DataFrame, SourceStats)> {
     // The job may name other columns for a conversion's value and currency.
     let renames: Vec<(String, &'static str)> = [
         (&cfg.attribution.value_column, "value"),
@@ -629,61 +767,56 @@ fn read_events(
     .filter(|(from, to)| from.as_str() != *to)
     .map(|(from, to)| (from.clone(), to))
     .collect();
-    let (df, files, _) = read_source(
-        lake,
-        "events",
-        schema::EVENTS,
-        Some(cfg.date),
-        false,
-        &renames,
-    )?;
-    // 0. Ids that are emails or phone numbers are pseudonymized before anything reads them.
-    let (df, pseudonymized) = privacy::pseudonymize_ids(df, EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
+    let conversions = Series::new("conv".into(), cfg.events.conversions.clone());
     let mut st = SourceStats {
-        rows_read: df.height() as u64,
-        ids_pseudonymized: pseudonymized,
-        files,
+        values_too_long: Some(0),
         ..Default::default()
     };
 
-    // 1. An event without an event_id cannot be deduplicated or referenced.
-    let df = df.lazy().with_column(strip_event_id()).collect()?;
-    let df = quarantine_where(
-        df,
-        missing_event_id(),
-        "events",
-        "missing_event_id",
-        true,
-        q,
-        &mut st,
-    )?;
-    let df = quarantine_where(
-        df,
-        id_too_long(EVENT_IDS),
-        "events",
-        "id_too_long",
-        true,
-        q,
-        &mut st,
-    )?;
-    let (df, long_values) = null_values_too_long(df, EVENT_IDS)?;
-    st.values_too_long = Some(long_values);
+    // 0-1. File by file, so that columns only conversions need are never held for all events:
+    // row checks, content hashes for the duplicate check, and the conversions' details.
+    let started = std::time::Instant::now();
+    let files = list_files(lake, "events", Some(cfg.date))?;
+    let mut narrow: Option<DataFrame> = None;
+    let mut details: Vec<DataFrame> = Vec::new();
+    let mut read_one = |df: DataFrame, fidx: u32, st: &mut SourceStats| -> Result<()> {
+        let (n, d) = event_file(df, fidx, &conversions, q, st)?;
+        match narrow.as_mut() {
+            Some(acc) => {
+                acc.vstack_mut_owned(n)?;
+            }
+            None => narrow = Some(n),
+        }
+        details.push(d);
+        Ok(())
+    };
+    if files.is_empty() {
+        read_one(empty_frame(schema::EVENTS), 0, &mut st)?;
+    }
+    for (i, (path, dt)) in files.iter().enumerate() {
+        let bytes = lake.get(path)?;
+        let df = schema::read_file(bytes, path, dt, schema::EVENTS, false, &renames)?;
+        st.files.push(FileStat {
+            path: path.clone(),
+            rows: df.height() as u64,
+        });
+        read_one(df, i as u32, &mut st)?;
+    }
+    let df = narrow.expect("at least one frame");
+    let event_details = polars::functions::concat_df_diagonal(&details)?;
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "events: files read"
+    );
 
     // 2. Repeated deliveries: keep the copy of the earliest dt, then file, then row (§3.6).
-    let content: Vec<Expr> = schema::EVENTS
-        .iter()
-        .map(|c| {
-            col(c.name)
-                .cast(DataType::String)
-                .fill_null(lit("\u{2400}"))
-        })
-        .collect();
-    let df = df
-        .lazy()
-        .with_column(concat_str(content, "\u{1f}", false).alias("_content"))
-        .collect()?;
-    let (df, dups) = dedup_first_with_conflicts(df, &mut st)?;
-    st.rows_deduplicated = dups;
+    let df = dedup_events(df, &mut st)?;
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "events: deduplicated"
+    );
 
     // 3. Junk ids are null (§3.5).
     let df = df
@@ -710,118 +843,223 @@ fn read_events(
             ("_raw_org", "org_id"),
         ],
     )?;
+    let df = df.drop_many(["_raw_anon", "_raw_prev", "_raw_org"]);
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "events: ids cleaned"
+    );
 
     // 4. A user_id that is a known org id is the event's organization, not a user (§3.1).
     let org_series = Series::new("orgs".into(), orgs.to_vec());
-    let df = df
+    let is_org = col("user_id")
+        .is_in(lit(org_series).implode(true), false)
+        .fill_null(lit(false));
+    let n_org = df
+        .clone()
         .lazy()
-        .with_column(
-            col("user_id")
-                .is_in(lit(org_series).implode(true), false)
-                .fill_null(lit(false))
-                .alias("_is_org"),
-        )
-        .with_columns([
-            when(col("_is_org"))
-                .then(col("user_id"))
-                .otherwise(col("org_id"))
-                .alias("org_id"),
-            when(col("_is_org"))
-                .then(lit(NULL).cast(DataType::String))
-                .otherwise(col("user_id"))
-                .alias("user_id"),
-        ])
-        .collect()?;
-    st.org_ids_in_user_id = Some(df.column("_is_org")?.bool()?.sum().unwrap_or(0) as u64);
+        .select([is_org.clone().cast(DataType::UInt64).sum().alias("n")])
+        .collect()?
+        .column("n")?
+        .as_materialized_series()
+        .cast(&DataType::UInt64)?
+        .u64()?
+        .get(0)
+        .unwrap_or(0);
+    st.org_ids_in_user_id = Some(n_org);
+    let df = if n_org == 0 {
+        df
+    } else {
+        df.lazy()
+            .with_column(is_org.alias("_is_org"))
+            .with_columns([
+                when(col("_is_org"))
+                    .then(col("user_id"))
+                    .otherwise(col("org_id"))
+                    .alias("org_id"),
+                when(col("_is_org"))
+                    .then(lit(NULL).cast(DataType::String))
+                    .otherwise(col("user_id"))
+                    .alias("user_id"),
+            ])
+            .drop(cols(["_is_org"]))
+            .collect()?
+    };
 
-    // 5. Rows that cannot be used.
-    let df = quarantine_where(
+    // 5. Rows that cannot be used (one pass; the first reason that applies is the row's).
+    let df = quarantine_reasons(
         df,
-        col("ts").is_null(),
+        &[
+            (col("ts").is_null(), "missing_ts"),
+            (ts_out_of_range(cfg), "ts_out_of_range"),
+            (
+                col("event")
+                    .is_null()
+                    .or(col("event").str().strip_chars(lit(NULL)).eq(lit(""))),
+                "missing_event",
+            ),
+            (
+                col("anon_id").is_null().and(col("user_id").is_null()),
+                "no_identity",
+            ),
+        ],
         "events",
-        "missing_ts",
-        true,
-        q,
-        &mut st,
-    )?;
-    let df = quarantine_where(
-        df,
-        ts_out_of_range(cfg),
-        "events",
-        "ts_out_of_range",
-        true,
-        q,
-        &mut st,
-    )?;
-    let df = quarantine_where(
-        df,
-        col("event")
-            .is_null()
-            .or(col("event").str().strip_chars(lit(NULL)).eq(lit(""))),
-        "events",
-        "missing_event",
-        true,
-        q,
-        &mut st,
-    )?;
-    let df = quarantine_where(
-        df,
-        col("anon_id").is_null().and(col("user_id").is_null()),
-        "events",
-        "no_identity",
         true,
         q,
         &mut st,
     )?;
 
-    // 6. An actor who is not a member of the event's org keeps no org (§3.1).
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "events: quarantined"
+    );
+    // 6. An actor who is not a member of the event's org keeps no org (§3.1). Only rows with
+    // both a user and an org are looked up.
     let df = match memberships {
         Some(m) => {
             let m = m.clone().lazy().with_column(lit(true).alias("_member"));
-            let joined = df
+            let not_member = df
+                .clone()
                 .lazy()
+                .select([col("user_id"), col("org_id")])
+                .with_row_index("_i", None)
+                .filter(
+                    col("user_id")
+                        .is_not_null()
+                        .and(col("org_id").is_not_null()),
+                )
                 .join(
                     m,
                     [col("user_id"), col("org_id")],
                     [col("user_id"), col("org_id")],
                     JoinArgs::new(JoinType::Left),
                 )
-                .with_column(
-                    col("user_id")
-                        .is_not_null()
-                        .and(col("org_id").is_not_null())
-                        .and(col("_member").is_null())
-                        .alias("_not_member"),
-                )
+                .filter(col("_member").is_null())
+                .select([col("_i")])
                 .collect()?;
-            st.org_not_member =
-                Some(joined.column("_not_member")?.bool()?.sum().unwrap_or(0) as u64);
-            joined
-                .lazy()
-                .with_column(
-                    when(col("_not_member"))
-                        .then(lit(NULL).cast(DataType::String))
-                        .otherwise(col("org_id"))
-                        .alias("org_id"),
-                )
-                .collect()?
+            let n = not_member.height();
+            st.org_not_member = Some(n as u64);
+            if n == 0 {
+                df
+            } else {
+                let mut mask = vec![false; df.height()];
+                for i in not_member.column("_i")?.idx()?.iter().flatten() {
+                    mask[i as usize] = true;
+                }
+                let mut df = df;
+                let drop = BooleanChunked::from_slice("_m".into(), &mask);
+                let org = df.column("org_id")?.as_materialized_series().clone();
+                let nulls = Series::full_null("org_id".into(), org.len(), &DataType::String);
+                let kept = org.zip_with(&!&drop, &nulls)?;
+                df.replace("org_id", kept.with_name("org_id".into()).into())?;
+                df
+            }
         }
         None => df,
     };
 
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "events: memberships"
+    );
     // 7. Journey order: ts, then seq (nulls first), then event_id (§3.6).
-    let mut keep: Vec<Expr> = schema::EVENTS.iter().map(|c| col(c.name)).collect();
-    keep.extend([col("raw_user_id"), col(DT_COL), col(FILE_COL), col(ROW_COL)]);
-    let df = df
-        .lazy()
-        .select(keep)
-        .sort_by_exprs(
-            [col("ts"), col("seq"), col("event_id")],
+    let mut keep: Vec<Expr> = schema::EVENTS
+        .iter()
+        .filter(|c| !EVENT_DETAIL_COLS.contains(&c.name) && !EVENT_UNUSED_COLS.contains(&c.name))
+        .map(|c| col(c.name))
+        .collect();
+    keep.extend([col("raw_user_id"), col(FIDX_COL), col(ROW_COL)]);
+    let df = df.lazy().select(keep).collect()?;
+    let order = df
+        .select(["ts", "seq", "event_id"])?
+        .with_row_index("_i".into(), None)?
+        .sort(
+            ["ts", "seq", "event_id"],
             SortMultipleOptions::default().with_maintain_order(true),
-        )
-        .collect()?;
+        )?;
+    let df = take_columnwise(df, order.column("_i")?.idx()?)?;
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "events: sorted"
+    );
     st.rows_used = df.height() as u64;
-    Ok((df, st))
+    st.rows_read = st.files.iter().map(|f| f.rows).sum();
+    Ok((df, event_details, st))
+}
+
+/// The row-local steps of reading one event file: pseudonymize personal ids, quarantine rows
+/// without an event_id or with absurd ids, null runaway values, hash each row's content (to
+/// tell conflicting repeated deliveries later) and split off the conversions' details.
+/// Returns the narrow frame (with `_fidx`, `_row`, `_h`) and the details (`_fidx`, `_row` and
+/// [`EVENT_DETAIL_COLS`], conversion rows only).
+fn event_file(
+    df: DataFrame,
+    fidx: u32,
+    conversions: &Series,
+    q: &mut Vec<DataFrame>,
+    st: &mut SourceStats,
+) -> Result<(DataFrame, DataFrame)> {
+    // 0. Ids that are emails or phone numbers are pseudonymized before anything reads them.
+    let (df, pseudonymized) = privacy::pseudonymize_ids(df, EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
+    st.ids_pseudonymized += pseudonymized;
+
+    // 1. An event without an event_id cannot be deduplicated or referenced.
+    let df = df.lazy().with_column(strip_event_id()).collect()?;
+    let df = quarantine_reasons(
+        df,
+        &[
+            (missing_event_id(), "missing_event_id"),
+            (id_too_long(EVENT_IDS), "id_too_long"),
+        ],
+        "events",
+        true,
+        q,
+        st,
+    )?;
+    let (mut df, long_values) = null_values_too_long(df, EVENT_IDS)?;
+    *st.values_too_long.get_or_insert(0) += long_values;
+
+    // The content of a delivery, as compared between copies of one event_id.
+    let mut hashes: Vec<u64> = Vec::with_capacity(df.height());
+    let state = PlSeedableRandomStateQuality::fixed();
+    for (i, c) in schema::EVENTS.iter().enumerate() {
+        let s = df.column(c.name)?.as_materialized_series();
+        if i == 0 {
+            s.vec_hash(state.clone(), &mut hashes)?;
+        } else {
+            s.vec_hash_combine(state.clone(), &mut hashes)?;
+        }
+    }
+    let height = df.height();
+    df.with_column(Column::new(CONTENT_HASH_COL.into(), hashes))?;
+    df.with_column(Column::new_scalar(
+        FIDX_COL.into(),
+        Scalar::from(fidx),
+        height,
+    ))?;
+
+    let is_conv = df
+        .clone()
+        .lazy()
+        .select([col("event")
+            .is_in(lit(conversions.clone()).implode(true), false)
+            .fill_null(lit(false))
+            .alias("c")])
+        .collect()?;
+    let mut detail_cols = vec![FIDX_COL, ROW_COL];
+    detail_cols.extend(EVENT_DETAIL_COLS);
+    let details = df
+        .select(detail_cols)?
+        .filter(is_conv.column("c")?.bool()?)?;
+    let mut dropped: Vec<&str> = EVENT_DETAIL_COLS.to_vec();
+    dropped.extend(EVENT_UNUSED_COLS);
+    dropped.extend([FILE_COL, DT_COL]);
+    let mut narrow = df.drop_many(dropped);
+    narrow.rechunk_mut();
+    Ok((narrow, details))
 }
 
 /// The id columns of the raw events of a run (files with `dt <= date`, in the read stage's
@@ -930,29 +1168,45 @@ pub fn raw_touch_ids(lake: &Lake, date: NaiveDate, keep: Expr) -> Result<(DataFr
     Ok((df, files.len()))
 }
 
-/// Dedup events by event_id and count dropped copies whose content differs from the kept one.
-fn dedup_first_with_conflicts(df: DataFrame, st: &mut SourceStats) -> Result<(DataFrame, u64)> {
-    let before = df.height();
-    let sorted = df
+/// Drop repeated deliveries of an event_id, keeping the first copy in read order (files by
+/// partition, then path; rows in file order), and count the dropped copies whose content
+/// differs from the kept one. No sort: read order is already the order of preference.
+fn dedup_events(df: DataFrame, st: &mut SourceStats) -> Result<DataFrame> {
+    let n = df.height();
+    let first = df
+        .column("event_id")?
+        .as_materialized_series()
+        .arg_unique()?;
+    let kept_rows = first.len();
+    st.rows_deduplicated = (n - kept_rows) as u64;
+    st.conflicting_duplicates = Some(0);
+    if kept_rows == n {
+        return Ok(df.drop(CONTENT_HASH_COL)?);
+    }
+    let mut keep = vec![false; n];
+    for i in first.iter().flatten() {
+        keep[i as usize] = true;
+    }
+    let keep = BooleanChunked::from_slice("_keep".into(), &keep);
+    let dropped = df.select(["event_id", CONTENT_HASH_COL])?.filter(&!&keep)?;
+    let kept = filter_columnwise(df, &keep)?;
+    let differs = dropped
         .lazy()
-        .sort_by_exprs(
-            [col("event_id"), col(DT_COL), col(FILE_COL), col(ROW_COL)],
-            SortMultipleOptions::default().with_maintain_order(true),
+        .join(
+            kept.select(["event_id", CONTENT_HASH_COL])?.lazy().rename(
+                [CONTENT_HASH_COL],
+                ["_h_kept"],
+                true,
+            ),
+            [col("event_id")],
+            [col("event_id")],
+            JoinArgs::new(JoinType::Inner),
         )
-        .with_column(
-            col("_content")
-                .neq(col("_content").first().over([col("event_id")])?)
-                .alias("_differs"),
-        )
-        .collect()?;
-    st.conflicting_duplicates = Some(sorted.column("_differs")?.bool()?.sum().unwrap_or(0) as u64);
-    let out = sorted
-        .lazy()
-        .unique_stable_generic(Some(vec![col("event_id")]), UniqueKeepStrategy::First)
-        .drop(cols(["_content", "_differs"]))
-        .collect()?;
-    let removed = (before - out.height()) as u64;
-    Ok((out, removed))
+        .filter(col(CONTENT_HASH_COL).neq(col("_h_kept")))
+        .collect()?
+        .height();
+    st.conflicting_duplicates = Some(differs as u64);
+    Ok(kept.drop(CONTENT_HASH_COL)?)
 }
 
 fn read_touches(
@@ -960,7 +1214,13 @@ fn read_touches(
     cfg: &JobConfig,
     q: &mut Vec<DataFrame>,
 ) -> Result<(DataFrame, Vec<String>, SourceStats)> {
+    let started = std::time::Instant::now();
     let (df, files, _) = read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true, &[])?;
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "touches: files read"
+    );
     let mut st = SourceStats {
         rows_read: df.height() as u64,
         files,
@@ -1030,6 +1290,11 @@ fn read_touches(
         .collect();
     let (df, redacted) = privacy::redact_columns(df, &text, &opaque)?;
     st.values_redacted = Some(redacted);
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "touches: redacted"
+    );
     let df = df
         .lazy()
         .with_column(col("anon_id").alias("_raw_anon"))
@@ -1037,36 +1302,26 @@ fn read_touches(
         .collect()?;
     st.junk_ids = junk_count(&df, &[("_raw_anon", "anon_id")])?;
     let df = df.drop_many(["_raw_anon"]);
-    let df = quarantine_where(
+    let df = quarantine_reasons(
         df,
-        col("ts").is_null(),
+        &[
+            (col("ts").is_null(), "missing_ts"),
+            (ts_out_of_range(cfg), "ts_out_of_range"),
+            (col("anon_id").is_null(), "no_identity"),
+        ],
         "touches",
-        "missing_ts",
-        false,
-        q,
-        &mut st,
-    )?;
-    let df = quarantine_where(
-        df,
-        ts_out_of_range(cfg),
-        "touches",
-        "ts_out_of_range",
-        false,
-        q,
-        &mut st,
-    )?;
-    let df = quarantine_where(
-        df,
-        col("anon_id").is_null(),
-        "touches",
-        "no_identity",
         false,
         q,
         &mut st,
     )?;
 
-    let mut order = vec![col("ts"), col("anon_id")];
-    for c in [
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "touches: quarantined"
+    );
+    let mut order = vec!["ts", "anon_id"];
+    order.extend([
         "gclid",
         "fbclid",
         "utm_source",
@@ -1074,17 +1329,21 @@ fn read_touches(
         "utm_campaign",
         "landing_url",
         "referrer",
-    ] {
-        order.push(col(c));
-    }
-    order.extend([col(FILE_COL), col(ROW_COL)]);
-    let df = df
-        .lazy()
-        .sort_by_exprs(
+    ]);
+    order.extend([FILE_COL, ROW_COL]);
+    let sorted = df
+        .select(order.clone())?
+        .with_row_index("_i".into(), None)?
+        .sort(
             order,
             SortMultipleOptions::default().with_maintain_order(true),
-        )
-        .collect()?;
+        )?;
+    let df = take_columnwise(df, sorted.column("_i")?.idx()?)?;
+    tracing::debug!(
+        elapsed_s = started.elapsed().as_secs_f64(),
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "touches: sorted"
+    );
     st.rows_used = df.height() as u64;
     Ok((df, extra, st))
 }

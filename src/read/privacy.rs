@@ -357,50 +357,62 @@ pub fn redact_columns(
     if targets.is_empty() || df.height() == 0 {
         return Ok((df, 0));
     }
-    // A rule runs on a column only when the column holds a literal the rule needs.
-    let all_lits: Vec<&str> = {
-        let mut l: Vec<&str> = TEXT_RULE_NEEDS
-            .iter()
-            .flat_map(|n| n.iter().copied())
-            .collect();
-        l.sort_unstable();
-        l.dedup();
-        l
-    };
-    let names: Vec<&str> = targets.iter().map(|(c, _)| c.as_str()).collect();
-    let lits = literals_present(&df, &names, &all_lits)?;
-    let mut exprs = Vec::new();
-    let mut run = Vec::new();
-    for ((c, all), has) in targets.iter().zip(&lits) {
-        let mut use_rule = [false; 5];
-        for (i, needs) in TEXT_RULE_NEEDS.iter().enumerate() {
-            let allowed = *all || TEXT_RULES[i].0 == EMAIL_RE;
-            use_rule[i] = allowed
-                && needs
-                    .iter()
-                    .any(|n| has[all_lits.iter().position(|l| l == n).unwrap_or(0)]);
-        }
-        if use_rule.iter().any(|&u| u) {
-            exprs.push(redact_expr_with(c, &use_rule));
-            run.push(c.clone());
-        }
-    }
-    if exprs.is_empty() {
-        return Ok((df, 0));
-    }
-    let redacted = df.clone().lazy().select(exprs).collect()?;
+    // Value by value, each rule only where its literal is present (the regex scan is the costly
+    // part), and a column is replaced only when a value in it changed.
     let mut total = 0u64;
     let mut df = df;
-    for c in &run {
-        let new = redacted.column(c)?.as_materialized_series();
-        let old = df.column(c)?.as_materialized_series();
-        let changed = old.not_equal_missing(new)?.sum().unwrap_or(0) as u64;
-        if changed > 0 {
-            total += changed;
-            df.replace(c, new.clone().into())?;
+    for (c, all) in &targets {
+        let ca = df.column(c)?.str()?.clone();
+        let mut changed: Vec<(usize, String)> = Vec::new();
+        for (i, v) in ca.iter().enumerate() {
+            if let Some(new) = v.and_then(|v| redact_value(v, *all)) {
+                changed.push((i, new));
+            }
         }
+        if changed.is_empty() {
+            continue;
+        }
+        total += changed.len() as u64;
+        let mut next = changed.iter().peekable();
+        let out: StringChunked = ca
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match next.peek() {
+                Some((j, new)) if *j == i => {
+                    next.next();
+                    Some(new.as_str())
+                }
+                _ => v,
+            })
+            .collect();
+        df.replace(c, out.with_name(c.as_str().into()).into_column())?;
     }
     Ok((df, total))
+}
+
+/// [`redact_text`] (`all_rules`) or [`redact_emails`] of one value, skipping each rule whose
+/// literals the value does not hold; `None` when nothing changed.
+fn redact_value(v: &str, all_rules: bool) -> Option<String> {
+    let mut out = std::borrow::Cow::Borrowed(v);
+    for (i, (re, (pattern, with, every))) in TEXT_REGEXES.iter().zip(TEXT_RULES).enumerate() {
+        if !(all_rules || pattern == EMAIL_RE)
+            || !TEXT_RULE_NEEDS[i].iter().any(|n| out.contains(n))
+        {
+            continue;
+        }
+        let next = if every {
+            re.replace_all(&out, with)
+        } else {
+            re.replace(&out, with)
+        };
+        if let std::borrow::Cow::Owned(next) = next {
+            out = std::borrow::Cow::Owned(next);
+        }
+    }
+    match out {
+        std::borrow::Cow::Owned(s) if s != v => Some(s),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
