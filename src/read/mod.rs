@@ -815,7 +815,10 @@ fn read_events(
         });
         read_one(df, i as u32, &mut st)?;
     }
-    let df = narrow.expect("at least one frame");
+    // One chunk per column: polars' lazy engine would otherwise put the files' chunks together
+    // again (a copy of the whole frame) in every step below.
+    let mut df = narrow.expect("at least one frame");
+    df.rechunk_mut();
     let event_details = polars::functions::concat_df_diagonal(&details)?;
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
@@ -923,9 +926,11 @@ fn read_events(
             (col("ts").is_null(), "missing_ts"),
             (ts_out_of_range(cfg), "ts_out_of_range"),
             (
+                // Blank: whitespace only (the same test as trimmed and empty, without
+                // allocating the trimmed values).
                 col("event")
                     .is_null()
-                    .or(col("event").str().strip_chars(lit(NULL)).eq(lit(""))),
+                    .or(col("event").str().contains(lit(r"^\s*$"), true)),
                 "missing_event",
             ),
             (
