@@ -25,6 +25,8 @@ use schema::{ColumnSpec, DT_COL, FILE_COL, ROW_COL};
 pub const FIDX_COL: &str = "_fidx";
 /// A hash of an event row's content as delivered (compared between copies of an event_id).
 const CONTENT_HASH_COL: &str = "_h";
+/// Whether an event row is the copy kept of its event_id.
+const KEPT_COL: &str = "_kept";
 
 /// Values that are not ids (compared trimmed, unquoted, lowercased). Empty strings too.
 pub const JUNK_IDS: [&str; 10] = [
@@ -481,8 +483,26 @@ fn quarantine_reasons(
     out: &mut Vec<DataFrame>,
     stats: &mut SourceStats,
 ) -> Result<DataFrame> {
+    match quarantine_flags(&df, reasons, None, source, with_event_id, out, stats)? {
+        Some(flagged) => filter_columnwise(df, &!&flagged),
+        None => Ok(df),
+    }
+}
+
+/// The quarantine of [`quarantine_reasons`] without removing the rows: pushes the quarantine
+/// rows of the rows of `df` (among `among`, when given) matching a reason and returns which
+/// rows they are, or `None` when there are none.
+fn quarantine_flags(
+    df: &DataFrame,
+    reasons: &[(Expr, &str)],
+    among: Option<&BooleanChunked>,
+    source: &str,
+    with_event_id: bool,
+    out: &mut Vec<DataFrame>,
+    stats: &mut SourceStats,
+) -> Result<Option<BooleanChunked>> {
     if reasons.is_empty() {
-        return Ok(df);
+        return Ok(None);
     }
     // when(p1) then r1 otherwise (when(p2) then r2 otherwise (... null)): first match wins.
     let reason_expr =
@@ -508,9 +528,12 @@ fn quarantine_reasons(
         .unwrap_or(lit(false))
         .alias("_q");
     let flags = df.clone().lazy().select([any]).collect()?;
-    let flagged = flags.column("_q")?.bool()?.clone();
+    let mut flagged = flags.column("_q")?.bool()?.clone();
+    if let Some(among) = among {
+        flagged = &flagged & among;
+    }
     if flagged.sum().unwrap_or(0) == 0 {
-        return Ok(df);
+        return Ok(None);
     }
     let tagged = df
         .filter(&flagged)?
@@ -558,7 +581,7 @@ fn quarantine_reasons(
             .or_default() += 1;
     }
     out.push(q);
-    filter_columnwise(df, &!&flagged)
+    Ok(Some(flagged))
 }
 
 /// `event_id` trimmed, as the read stage keys, deduplicates and quarantines events.
@@ -802,7 +825,10 @@ fn read_events(
         });
         read_one(df, i as u32, &mut st)?;
     }
-    let df = narrow.expect("at least one frame");
+    // One chunk per column: polars' lazy engine would otherwise put the files' chunks together
+    // again (a copy of the whole frame) in every step below.
+    let mut df = narrow.expect("at least one frame");
+    df.rechunk_mut();
     let event_details = polars::functions::concat_df_diagonal(&details)?;
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
@@ -810,16 +836,24 @@ fn read_events(
         "events: files read"
     );
 
-    // 2. Repeated deliveries: keep the copy of the earliest dt, then file, then row (§3.6).
-    let df = dedup_events(df, &mut st)?;
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        "events: deduplicated"
-    );
+    // From here on no row is removed until the end: each step computes a column or a mask over
+    // all rows read, and one gather at the end takes the used rows in journey order (a filter
+    // per step would copy the whole frame each time).
+    let log = |step: &str| {
+        tracing::debug!(
+            elapsed_s = started.elapsed().as_secs_f64(),
+            peak_rss_mb = crate::progress::peak_rss_mb(),
+            "events: {step}"
+        )
+    };
 
-    // 3. Junk ids are null (§3.5).
-    let df = df
+    // 2. Repeated deliveries: keep the copy of the earliest dt, then file, then row (§3.6).
+    let kept = first_copies(&df, &mut st)?;
+    let df = df.drop(CONTENT_HASH_COL)?;
+    log("deduplicated");
+
+    // 3. Junk ids are null (§3.5); counted over the rows kept.
+    let mut df = df
         .lazy()
         .with_columns([
             col("user_id").alias("raw_user_id"),
@@ -834,40 +868,49 @@ fn read_events(
             clean_id("org_id"),
         ])
         .collect()?;
-    st.junk_ids = junk_count(
-        &df,
-        &[
+    df.with_column(kept.clone().with_name(KEPT_COL.into()).into_column())?;
+    let count_kept = |df: &DataFrame, e: Expr| -> Result<u64> {
+        let n = df
+            .clone()
+            .lazy()
+            .select([e
+                .fill_null(lit(false))
+                .and(col(KEPT_COL))
+                .cast(DataType::UInt64)
+                .sum()
+                .alias("n")])
+            .collect()?;
+        Ok(n.column("n")?
+            .as_materialized_series()
+            .cast(&DataType::UInt64)?
+            .u64()?
+            .get(0)
+            .unwrap_or(0))
+    };
+    let cleaned = |raw: &str, clean: &str| col(raw).is_not_null().and(col(clean).is_null());
+    // Ids, not rows: a row may have several junk ids.
+    st.junk_ids = {
+        let mut total = 0;
+        for (raw, clean) in [
             ("_raw_anon", "anon_id"),
             ("raw_user_id", "user_id"),
             ("_raw_prev", "previous_id"),
             ("_raw_org", "org_id"),
-        ],
-    )?;
+        ] {
+            total += count_kept(&df, cleaned(raw, clean))?;
+        }
+        total
+    };
     let df = df.drop_many(["_raw_anon", "_raw_prev", "_raw_org"]);
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        "events: ids cleaned"
-    );
+    log("ids cleaned");
 
     // 4. A user_id that is a known org id is the event's organization, not a user (§3.1).
     let org_series = Series::new("orgs".into(), orgs.to_vec());
     let is_org = col("user_id")
         .is_in(lit(org_series).implode(true), false)
         .fill_null(lit(false));
-    let n_org = df
-        .clone()
-        .lazy()
-        .select([is_org.clone().cast(DataType::UInt64).sum().alias("n")])
-        .collect()?
-        .column("n")?
-        .as_materialized_series()
-        .cast(&DataType::UInt64)?
-        .u64()?
-        .get(0)
-        .unwrap_or(0);
-    st.org_ids_in_user_id = Some(n_org);
-    let df = if n_org == 0 {
+    st.org_ids_in_user_id = Some(count_kept(&df, is_org.clone())?);
+    let df = if st.org_ids_in_user_id == Some(0) {
         df
     } else {
         df.lazy()
@@ -886,16 +929,18 @@ fn read_events(
             .collect()?
     };
 
-    // 5. Rows that cannot be used (one pass; the first reason that applies is the row's).
-    let df = quarantine_reasons(
-        df,
+    // 5. Rows that cannot be used (among the rows kept; the first reason that applies).
+    let flagged = quarantine_flags(
+        &df,
         &[
             (col("ts").is_null(), "missing_ts"),
             (ts_out_of_range(cfg), "ts_out_of_range"),
             (
+                // Blank: whitespace only (the same test as trimmed and empty, without
+                // allocating the trimmed values).
                 col("event")
                     .is_null()
-                    .or(col("event").str().strip_chars(lit(NULL)).eq(lit(""))),
+                    .or(col("event").str().contains(lit(r"^\s*$"), true)),
                 "missing_event",
             ),
             (
@@ -903,19 +948,20 @@ fn read_events(
                 "no_identity",
             ),
         ],
+        Some(&kept),
         "events",
         true,
         q,
         &mut st,
     )?;
+    let used = match &flagged {
+        Some(f) => &kept & &!f,
+        None => kept,
+    };
+    log("quarantined");
 
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        "events: quarantined"
-    );
     // 6. An actor who is not a member of the event's org keeps no org (§3.1). Only rows with
-    // both a user and an org are looked up.
+    // both a user and an org are looked up; counted over the rows used.
     let df = match memberships {
         Some(m) => {
             let m = m.clone().lazy().with_column(lit(true).alias("_member"));
@@ -938,33 +984,28 @@ fn read_events(
                 .filter(col("_member").is_null())
                 .select([col("_i")])
                 .collect()?;
-            let n = not_member.height();
-            st.org_not_member = Some(n as u64);
-            if n == 0 {
+            let mut mask = vec![false; df.height()];
+            for i in not_member.column("_i")?.idx()?.iter().flatten() {
+                mask[i as usize] = true;
+            }
+            let drop = BooleanChunked::from_slice("_m".into(), &mask);
+            st.org_not_member = Some((&drop & &used).sum().unwrap_or(0) as u64);
+            if not_member.height() == 0 {
                 df
             } else {
-                let mut mask = vec![false; df.height()];
-                for i in not_member.column("_i")?.idx()?.iter().flatten() {
-                    mask[i as usize] = true;
-                }
                 let mut df = df;
-                let drop = BooleanChunked::from_slice("_m".into(), &mask);
                 let org = df.column("org_id")?.as_materialized_series().clone();
                 let nulls = Series::full_null("org_id".into(), org.len(), &DataType::String);
-                let kept = org.zip_with(&!&drop, &nulls)?;
-                df.replace("org_id", kept.with_name("org_id".into()).into())?;
+                let kept_org = org.zip_with(&!&drop, &nulls)?;
+                df.replace("org_id", kept_org.with_name("org_id".into()).into())?;
                 df
             }
         }
         None => df,
     };
+    log("memberships");
 
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        "events: memberships"
-    );
-    // 7. Journey order: ts, then seq (nulls first), then event_id (§3.6).
+    // 7. The rows used, in journey order: ts, then seq (nulls first), then event_id (§3.6).
     let mut keep: Vec<Expr> = schema::EVENTS
         .iter()
         .filter(|c| !EVENT_DETAIL_COLS.contains(&c.name) && !EVENT_UNUSED_COLS.contains(&c.name))
@@ -975,16 +1016,13 @@ fn read_events(
     let order = df
         .select(["ts", "seq", "event_id"])?
         .with_row_index("_i".into(), None)?
+        .filter(&used)?
         .sort(
             ["ts", "seq", "event_id"],
             SortMultipleOptions::default().with_maintain_order(true),
         )?;
     let df = take_columnwise(df, order.column("_i")?.idx()?)?;
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        "events: sorted"
-    );
+    log("sorted");
     st.rows_used = df.height() as u64;
     st.rows_read = st.files.iter().map(|f| f.rows).sum();
     Ok((df, event_details, st))
@@ -1168,36 +1206,32 @@ pub fn raw_touch_ids(lake: &Lake, date: NaiveDate, keep: Expr) -> Result<(DataFr
     Ok((df, files.len()))
 }
 
-/// Drop repeated deliveries of an event_id, keeping the first copy in read order (files by
-/// partition, then path; rows in file order), and count the dropped copies whose content
-/// differs from the kept one. No sort: read order is already the order of preference.
-fn dedup_events(df: DataFrame, st: &mut SourceStats) -> Result<DataFrame> {
+/// Which rows are the copy kept of their event_id: the first in read order (files by
+/// partition, then path; rows in file order), so no sort is needed. Counts the other copies,
+/// and those whose content differs from the kept copy's.
+fn first_copies(df: &DataFrame, st: &mut SourceStats) -> Result<BooleanChunked> {
     let n = df.height();
     let first = df
         .column("event_id")?
         .as_materialized_series()
         .arg_unique()?;
-    let kept_rows = first.len();
-    st.rows_deduplicated = (n - kept_rows) as u64;
+    st.rows_deduplicated = (n - first.len()) as u64;
     st.conflicting_duplicates = Some(0);
-    if kept_rows == n {
-        return Ok(df.drop(CONTENT_HASH_COL)?);
-    }
     let mut keep = vec![false; n];
     for i in first.iter().flatten() {
         keep[i as usize] = true;
     }
-    let keep = BooleanChunked::from_slice("_keep".into(), &keep);
-    let dropped = df.select(["event_id", CONTENT_HASH_COL])?.filter(&!&keep)?;
-    let kept = filter_columnwise(df, &keep)?;
+    let keep = BooleanChunked::from_slice(KEPT_COL.into(), &keep);
+    if first.len() == n {
+        return Ok(keep);
+    }
+    let ids = df.select(["event_id", CONTENT_HASH_COL])?;
+    let dropped = ids.filter(&!&keep)?;
+    let kept = ids.filter(&keep)?;
     let differs = dropped
         .lazy()
         .join(
-            kept.select(["event_id", CONTENT_HASH_COL])?.lazy().rename(
-                [CONTENT_HASH_COL],
-                ["_h_kept"],
-                true,
-            ),
+            kept.lazy().rename([CONTENT_HASH_COL], ["_h_kept"], true),
             [col("event_id")],
             [col("event_id")],
             JoinArgs::new(JoinType::Inner),
@@ -1206,7 +1240,7 @@ fn dedup_events(df: DataFrame, st: &mut SourceStats) -> Result<DataFrame> {
         .collect()?
         .height();
     st.conflicting_duplicates = Some(differs as u64);
-    Ok(kept.drop(CONTENT_HASH_COL)?)
+    Ok(keep)
 }
 
 fn read_touches(
