@@ -8,10 +8,12 @@
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
+use crate::attribute::channel::url_host;
 use crate::error::Result;
 use crate::read::schema::{CLICK_IDS, TOUCHES, UTMS};
 
-/// Host of an absolute URL (scheme, optional userinfo, host), as a polars regex.
+/// Host of an absolute URL (scheme, optional userinfo, host), as a regex (`counting()` reads
+/// hosts with [`url_host`], which extracts the same).
 pub const HOST_RE: &str = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?([^/?#:]+)";
 
 fn non_empty(name: &str) -> Expr {
@@ -37,25 +39,35 @@ pub fn counting(touches: &DataFrame, extra_keys: &[String]) -> Result<BooleanChu
     for c in extra_keys {
         keyed = keyed.or(non_empty(c));
     }
-    let hosts = touches
+    // Hosts by a string scan (`url_host`, the same as `HOST_RE`), lowercased by polars.
+    let host = |name: &str, alias: &str| -> Result<Column> {
+        let hosts: StringChunked = touches
+            .column(name)?
+            .str()?
+            .iter()
+            .map(|v| v.and_then(url_host))
+            .collect();
+        Ok(hosts.with_name(alias.into()).into_column())
+    };
+    let keyed = touches
         .clone()
         .lazy()
-        .select([
-            keyed.alias("_keyed"),
-            col("referrer")
-                .str()
-                .extract(lit(HOST_RE), 1)
-                .str()
-                .to_lowercase()
-                .alias("_ref_host"),
-            col("landing_url")
-                .str()
-                .extract(lit(HOST_RE), 1)
-                .str()
-                .to_lowercase()
-                .alias("_land_host"),
-        ])
+        .select([keyed.alias("_keyed")])
         .collect()?;
+    let hosts = DataFrame::new(
+        touches.height(),
+        vec![
+            keyed.column("_keyed")?.clone(),
+            host("referrer", "_ref_host")?,
+            host("landing_url", "_land_host")?,
+        ],
+    )?
+    .lazy()
+    .with_columns([
+        col("_ref_host").str().to_lowercase(),
+        col("_land_host").str().to_lowercase(),
+    ])
+    .collect()?;
 
     // Registrable domain per distinct host.
     let mut all = hosts.column("_ref_host")?.as_materialized_series().clone();
