@@ -162,14 +162,21 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     wanted.sort_unstable();
     wanted.dedup();
     let json_rows = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?;
-    let json_of = |row: u32| -> Option<String> {
-        if row == NONE {
-            return None;
-        }
-        wanted
-            .binary_search(&row)
-            .ok()
-            .map(|i| json_rows[i].clone())
+    // The JSON of the wanted rows, once; each table's column is a gather of it (string views
+    // that share its buffers, instead of a copy of every string).
+    let json = Series::new("json".into(), json_rows);
+    let json_of = |rows: &[u32], name: &str| -> Result<Series> {
+        let idx: Vec<u32> = rows
+            .iter()
+            .map(|&r| {
+                if r == NONE {
+                    NONE
+                } else {
+                    wanted.binary_search(&r).map_or(NONE, |i| i as u32)
+                }
+            })
+            .collect();
+        gather(&json, &idx, name)
     };
     let ts_of = |row: u32| (row != NONE).then(|| touch_ts[row as usize]);
 
@@ -225,16 +232,8 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
                 by_person.last.iter().map(|&r| ts_of(r)).collect(),
             )?
             .into(),
-            opt_str(
-                "first_touch",
-                by_person.first.iter().map(|&r| json_of(r)).collect(),
-            )
-            .into(),
-            opt_str(
-                "last_touch",
-                by_person.last.iter().map(|&r| json_of(r)).collect(),
-            )
-            .into(),
+            json_of(&by_person.first, "first_touch")?.into(),
+            json_of(&by_person.last, "last_touch")?.into(),
         ],
     )?
     .sort(["person_id"], SortMultipleOptions::default())?;
@@ -323,16 +322,8 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
                 seg.cookies.iter().map(|c| Some(c.last_seen)).collect(),
             )?
             .into(),
-            opt_str(
-                "first_touch",
-                by_cookie.first.iter().map(|&r| json_of(r)).collect(),
-            )
-            .into(),
-            opt_str(
-                "last_touch",
-                by_cookie.last.iter().map(|&r| json_of(r)).collect(),
-            )
-            .into(),
+            json_of(&by_cookie.first, "first_touch")?.into(),
+            json_of(&by_cookie.last, "last_touch")?.into(),
             gather(&graph.user_ids, &merged_user, "merged_user_id")?.into(),
             ts_series(
                 "merged_at",
@@ -480,8 +471,8 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         vec![
             graph.user_ids.clone().with_name("user_id".into()).into(),
             gather(&person_ids, up, "person_id")?.into(),
-            opt_str("first_touch", ft_row.iter().map(|&r| json_of(r)).collect()).into(),
-            opt_str("last_touch", lt_row.iter().map(|&r| json_of(r)).collect()).into(),
+            json_of(&ft_row, "first_touch")?.into(),
+            json_of(&lt_row, "last_touch")?.into(),
             ts_series("first_touch_at", ft_row.iter().map(|&r| ts_of(r)).collect())?.into(),
             next_channel(),
             next_channel(),
