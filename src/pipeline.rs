@@ -59,34 +59,32 @@ pub fn run_with(
     progress.stage(6, "publish: tables and export files");
     let date = cfg.date;
     publish::clear_run(output, date)?;
-    let mut outputs = std::collections::BTreeMap::new();
-    for (name, df) in tables.by_name() {
-        let stat = if name == "journeys" {
+    let status = exports.status_frame()?;
+    let mut files: Vec<(
+        &str,
+        &polars::prelude::DataFrame,
+        Option<&[stitch::DayRows]>,
+    )> = tables
+        .by_name()
+        .into_iter()
+        .map(|(name, df)| {
             // By person within each day, so a reader of one person skips most row groups.
-            let sorted = df.sort(["dt", "person_id", "step"], Default::default())?;
-            publish::write_partitioned(output, date, name, &sorted)?
-        } else {
-            publish::write_table(output, date, name, df)?
-        };
-        outputs.insert(name.to_string(), stat);
-    }
-    for (name, df) in [
-        ("attribution", &attribution.attribution),
-        ("attribution_summary", &attribution.summary),
-    ] {
-        outputs.insert(
-            name.to_string(),
-            publish::write_table(output, date, name, df)?,
-        );
-    }
-    outputs.insert(
-        "export_status".to_string(),
-        publish::write_table(output, date, "export_status", &exports.status_frame()?)?,
-    );
-    outputs.insert(
-        "quarantine".to_string(),
-        publish::write_table(output, date, "quarantine", &raw.quarantine)?,
-    );
+            let days = (name == "journeys").then_some(tables.journey_days.as_slice());
+            (name, df, days)
+        })
+        .collect();
+    files.extend([
+        ("attribution", &attribution.attribution, None),
+        ("attribution_summary", &attribution.summary, None),
+        ("export_status", &status, None),
+        ("quarantine", &raw.quarantine, None),
+    ]);
+    let stats = publish::write_tables(output, date, &files)?;
+    let outputs: std::collections::BTreeMap<String, publish::TableStat> = files
+        .iter()
+        .map(|(name, _, _)| name.to_string())
+        .zip(stats)
+        .collect();
     let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;
     let (previous, changed, previous_persons) =
         publish::first_touch_changes(output, date, &tables.persons)?;

@@ -30,8 +30,11 @@ pub struct Tables {
     pub anon_visitors: DataFrame,
     /// One row per user.
     pub user_attribution: DataFrame,
-    /// One row per used event, with a `dt` column (UTC date of `ts`) to partition by.
+    /// One row per used event, in the order of `RawLake::events`.
     pub journeys: DataFrame,
+    /// The rows of `journeys` by day (UTC date of `ts`, the `dt` partition), days ascending,
+    /// each day's rows in publishing order.
+    pub journey_days: Vec<DayRows>,
     /// Whether each touch (row of `RawLake::touches`) counts (contract §3.4).
     pub touch_counts: BooleanChunked,
     /// Channel, source, medium and campaign of each touch (GA4 default channel group).
@@ -412,15 +415,12 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         ])
         .collect()?;
     let mut journeys = journeys;
-    let dt: Vec<Option<String>> = ev_ts
-        .iter()
-        .map(|t| {
-            t.and_then(chrono::DateTime::from_timestamp_micros)
-                .map(|d| d.format("%Y-%m-%d").to_string())
-        })
-        .collect();
-    let ts_col = ts_series("ts", ev_ts.iter().collect())?;
-    journeys.replace("ts", ts_col.into())?;
+    let day_rows = journey_days(ev_ts, &graph.event_person, &step, &person_ids, cfg)?;
+    let ts_col = events.column("ts")?.cast(&DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some(TimeZone::UTC),
+    ))?;
+    journeys.replace("ts", ts_col)?;
     journeys.with_column(Column::from(gather(
         &person_ids,
         &graph.event_person,
@@ -437,7 +437,6 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         is_conv.into_series().with_name("is_conversion".into()),
     ))?;
     journeys.with_column(Column::from(Series::new("segment".into(), segment_no)))?;
-    journeys.with_column(Column::from(Series::new("dt".into(), dt)))?;
     let journeys = journeys.select([
         "event_id",
         "ts",
@@ -456,7 +455,6 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         "order_id",
         "session_id",
         "segment",
-        "dt",
     ])?;
 
     // user_attribution: one row per user, with the person's facts.
@@ -503,12 +501,92 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         anon_visitors,
         user_attribution,
         journeys,
+        journey_days: day_rows,
         touch_counts: counts,
         touch_channels,
         person_ids,
         person_users,
         stats,
     })
+}
+
+/// The rows of one `dt` partition of `journeys`.
+#[derive(Debug, Clone)]
+pub struct DayRows {
+    /// The UTC date, `YYYY-MM-DD`.
+    pub dt: String,
+    /// Row numbers of `journeys`, by `person_id` then `step`.
+    pub rows: IdxCa,
+}
+
+/// Microseconds in one day.
+const DAY_US: i64 = 86_400_000_000;
+
+/// The rows of `journeys` grouped by UTC day, days ascending, each day's rows sorted by
+/// `person_id` then `step` (what a reader of one person filters on).
+///
+/// Sorted by integer keys: the day number, the rank of the person's `person_id` among all
+/// persons (computed once over the persons) and the step. Rows without a time go to the run
+/// date's partition.
+fn journey_days(
+    ts: &Int64Chunked,
+    event_person: &[u32],
+    step: &[u32],
+    person_ids: &Series,
+    cfg: &JobConfig,
+) -> Result<Vec<DayRows>> {
+    // Dense rank of person_id (equal ids share a rank; `step` then orders their rows).
+    let ids = person_ids.str()?;
+    let mut rank = vec![0u32; ids.len()];
+    let mut prev: Option<Option<&str>> = None;
+    let mut r = 0u32;
+    for i in person_ids
+        .arg_sort(SortOptions::default())
+        .into_no_null_iter()
+    {
+        let id = ids.get(i as usize);
+        if prev.is_some_and(|p| p != id) {
+            r += 1;
+        }
+        prev = Some(id);
+        rank[i as usize] = r;
+    }
+    let run_day = cfg
+        .date
+        .and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp_micros().div_euclid(DAY_US));
+    // Events come in time order, so a day's rows are mostly one run: look the day up only when
+    // it changes.
+    let mut days: BTreeMap<i64, Vec<(u64, IdxSize)>> = BTreeMap::new();
+    let mut current: Option<(i64, Vec<(u64, IdxSize)>)> = None;
+    for (row, t) in ts.iter().enumerate() {
+        let day = t
+            .filter(|&t| chrono::DateTime::from_timestamp_micros(t).is_some())
+            .map_or(run_day, |t| t.div_euclid(DAY_US));
+        if current.as_ref().is_none_or(|(d, _)| *d != day) {
+            if let Some((d, rows)) = current.take() {
+                days.insert(d, rows);
+            }
+            current = Some((day, days.remove(&day).unwrap_or_default()));
+        }
+        let key = (u64::from(rank[event_person[row] as usize]) << 32) | u64::from(step[row]);
+        if let Some((_, rows)) = current.as_mut() {
+            rows.push((key, row as IdxSize));
+        }
+    }
+    if let Some((d, rows)) = current.take() {
+        days.insert(d, rows);
+    }
+    let mut out = Vec::with_capacity(days.len());
+    for (day, mut rows) in days {
+        rows.sort_unstable();
+        let dt = chrono::DateTime::from_timestamp_micros(day * DAY_US)
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        let rows = IdxCa::from_vec("rows".into(), rows.into_iter().map(|(_, r)| r).collect());
+        out.push(DayRows { dt, rows });
+    }
+    Ok(out)
 }
 
 /// Table names in publishing order.
