@@ -373,17 +373,17 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     let mut signup_at: Vec<Option<i64>> = vec![None; n_persons];
     let mut first_purchase_at: Vec<Option<i64>> = vec![None; n_persons];
     let mut segment_no: Vec<Option<u32>> = vec![None; n_events];
-    for e in 0..n_events {
+    let flags = ev_ts.iter().zip(is_signup.iter()).zip(is_conv.iter());
+    for (e, ((t, signup), conv)) in flags.enumerate() {
         let p = graph.event_person[e] as usize;
         counter[p] += 1;
         step[e] = counter[p];
         let has_user = graph.persons[p].user != NONE;
         backfilled[e] = graph.event_user[e] == NONE && has_user;
-        let t = ev_ts.get(e);
-        if is_signup.get(e) == Some(true) && signup_at[p].is_none() {
+        if signup == Some(true) && signup_at[p].is_none() {
             signup_at[p] = t;
         }
-        if is_conv.get(e) == Some(true) {
+        if conv == Some(true) {
             stats.conversions += 1;
             if first_purchase_at[p].is_none() {
                 first_purchase_at[p] = t;
