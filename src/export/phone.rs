@@ -22,10 +22,10 @@
 //! 3. valid: the national number fully matches the plan of a region of its calling code and
 //!    one number type of it (fixed line, mobile, toll free, ...), lengths included.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
+use polars::prelude::PlHashMap;
 use regex::{Regex, RegexBuilder};
 
 /// Shortest and longest national significant number libphonenumber accepts.
@@ -276,7 +276,7 @@ fn fits(desc: &Descriptor, national: &str) -> bool {
 /// The cache hands out shared handles: a cloned `Regex` gets a fresh, empty match cache (the
 /// lazy DFA is rebuilt on its first search), which cost more than the match itself.
 fn regex(source: &str) -> Option<Arc<Regex>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<Regex>>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<PlHashMap<String, Option<Arc<Regex>>>>> = OnceLock::new();
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
