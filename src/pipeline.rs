@@ -46,7 +46,7 @@ pub fn run_with(
     let graph = identity::build(&raw, cfg)?;
 
     progress.stage(3, "stitch: journeys and touches");
-    let tables = stitch::stitch(&raw, &graph, cfg)?;
+    let mut tables = stitch::stitch(&raw, &graph, cfg)?;
 
     progress.stage(4, "attribute: channels and models");
     let attribution = attribute_stage(&raw, &graph, &tables, cfg)?;
@@ -55,6 +55,20 @@ pub fn run_with(
     let ledger = publish::read_ledger(output)?;
     let conversions = export::gather::conversions(&raw, &graph, &tables, &cfg.events.conversions)?;
     let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
+    // What publishing still needs of the raw lake and the graph: free the rest (the events'
+    // personal-data columns, the touches, the per-event id vectors) before the biggest writes.
+    let read::RawLake {
+        events,
+        touches,
+        users,
+        quarantine,
+        stats: input_stats,
+        ..
+    } = raw;
+    drop((events, touches, users));
+    let identity_stats = graph.stats.clone();
+    drop(graph);
+    tables.touch_channels = polars::prelude::DataFrame::empty();
 
     progress.stage(6, "publish: tables and export files");
     let date = cfg.date;
@@ -77,7 +91,7 @@ pub fn run_with(
         ("attribution", &attribution.attribution, None),
         ("attribution_summary", &attribution.summary, None),
         ("export_status", &status, None),
-        ("quarantine", &raw.quarantine, None),
+        ("quarantine", &quarantine, None),
     ]);
     let stats = publish::write_tables(output, date, &files)?;
     let outputs: std::collections::BTreeMap<String, publish::TableStat> = files
@@ -99,8 +113,8 @@ pub fn run_with(
         job: cfg.job_file.clone(),
         input: input.url().to_string(),
         output: output.url().to_string(),
-        inputs: raw.stats.clone(),
-        identity: graph.stats.clone(),
+        inputs: input_stats,
+        identity: identity_stats,
         stitch: tables.stats.clone(),
         attribution: attribution.stats.clone(),
         outputs,
