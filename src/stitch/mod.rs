@@ -165,21 +165,21 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     wanted.sort_unstable();
     wanted.dedup();
     let json_rows = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?;
-    // The JSON of the wanted rows, once; each table's column is a gather of it (string views
-    // that share its buffers, instead of a copy of every string).
-    let json = Series::new("json".into(), json_rows);
+    // Each table's JSON column is built from `json_rows` directly (one copy of the text, no
+    // String clones). Not a gather of one shared JSON series: views into one big buffer made
+    // the Parquet writer many times slower on these columns.
     let json_of = |rows: &[u32], name: &str| -> Result<Series> {
-        let idx: Vec<u32> = rows
+        let ca: StringChunked = rows
             .iter()
             .map(|&r| {
                 if r == NONE {
-                    NONE
-                } else {
-                    wanted.binary_search(&r).map_or(NONE, |i| i as u32)
+                    return None;
                 }
+                let i = wanted.binary_search(&r).ok()?;
+                Some(json_rows[i].as_str())
             })
             .collect();
-        gather(&json, &idx, name)
+        Ok(ca.with_name(name.into()).into_series())
     };
     let ts_of = |row: u32| (row != NONE).then(|| touch_ts[row as usize]);
 
