@@ -135,16 +135,22 @@ pub fn write_tables(
         out.put(path, parquet_bytes_grouped(&part, groups)?)?;
         Ok(part.height() as u64)
     };
+    // Biggest files first, so no thread is left alone with a big one at the end.
+    let size = |rows: &FileRows<'_>| match rows {
+        FileRows::Whole(df) => df.estimated_size(),
+        FileRows::Rows(df, idx) => df.estimated_size() / df.height().max(1) * idx.len(),
+        FileRows::Empty(_) => 0,
+    };
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&j| std::cmp::Reverse(size(&jobs[j].2)));
     let next = AtomicUsize::new(0);
     let work = || -> Vec<(usize, Result<u64>)> {
         let mut done = Vec::new();
-        loop {
-            let j = next.fetch_add(1, Ordering::Relaxed);
-            let Some((_, path, rows)) = jobs.get(j) else {
-                return done;
-            };
+        while let Some(&j) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let (_, path, rows) = &jobs[j];
             done.push((j, write(path, rows)));
         }
+        done
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
