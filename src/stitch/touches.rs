@@ -172,7 +172,8 @@ pub fn to_json(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Resu
             }
         }
         buf.push(b'}');
-        out.push(String::from_utf8(std::mem::take(&mut buf)).unwrap_or_default());
+        // A copy of the exact length (the buffer is reused: no capacity slack per row).
+        out.push(String::from_utf8(buf.clone()).unwrap_or_default());
     }
     Ok(out)
 }
