@@ -106,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     for (name, df) in tables.by_name() {
         if name == "journeys" {
-            publish::write_partitioned(&output, cfg.date, name, df)?;
+            publish::write_partitioned(&output, cfg.date, name, df, &tables.journey_days)?;
         } else {
             publish::write_table(&output, cfg.date, name, df)?;
         }

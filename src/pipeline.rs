@@ -46,7 +46,7 @@ pub fn run_with(
     let graph = identity::build(&raw, cfg)?;
 
     progress.stage(3, "stitch: journeys and touches");
-    let tables = stitch::stitch(&raw, &graph, cfg)?;
+    let mut tables = stitch::stitch(&raw, &graph, cfg)?;
 
     progress.stage(4, "attribute: channels and models");
     let attribution = attribute_stage(&raw, &graph, &tables, cfg)?;
@@ -55,38 +55,50 @@ pub fn run_with(
     let ledger = publish::read_ledger(output)?;
     let conversions = export::gather::conversions(&raw, &graph, &tables, &cfg.events.conversions)?;
     let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
+    // What publishing still needs of the raw lake and the graph: free the rest (the events'
+    // personal-data columns, the touches, the per-event id vectors) before the biggest writes.
+    let read::RawLake {
+        events,
+        touches,
+        users,
+        quarantine,
+        stats: input_stats,
+        ..
+    } = raw;
+    drop((events, touches, users));
+    let identity_stats = graph.stats.clone();
+    drop(graph);
+    tables.touch_channels = polars::prelude::DataFrame::empty();
 
     progress.stage(6, "publish: tables and export files");
     let date = cfg.date;
     publish::clear_run(output, date)?;
-    let mut outputs = std::collections::BTreeMap::new();
-    for (name, df) in tables.by_name() {
-        let stat = if name == "journeys" {
+    let status = exports.status_frame()?;
+    let mut files: Vec<(
+        &str,
+        &polars::prelude::DataFrame,
+        Option<&[stitch::DayRows]>,
+    )> = tables
+        .by_name()
+        .into_iter()
+        .map(|(name, df)| {
             // By person within each day, so a reader of one person skips most row groups.
-            let sorted = df.sort(["dt", "person_id", "step"], Default::default())?;
-            publish::write_partitioned(output, date, name, &sorted)?
-        } else {
-            publish::write_table(output, date, name, df)?
-        };
-        outputs.insert(name.to_string(), stat);
-    }
-    for (name, df) in [
-        ("attribution", &attribution.attribution),
-        ("attribution_summary", &attribution.summary),
-    ] {
-        outputs.insert(
-            name.to_string(),
-            publish::write_table(output, date, name, df)?,
-        );
-    }
-    outputs.insert(
-        "export_status".to_string(),
-        publish::write_table(output, date, "export_status", &exports.status_frame()?)?,
-    );
-    outputs.insert(
-        "quarantine".to_string(),
-        publish::write_table(output, date, "quarantine", &raw.quarantine)?,
-    );
+            let days = (name == "journeys").then_some(tables.journey_days.as_slice());
+            (name, df, days)
+        })
+        .collect();
+    files.extend([
+        ("attribution", &attribution.attribution, None),
+        ("attribution_summary", &attribution.summary, None),
+        ("export_status", &status, None),
+        ("quarantine", &quarantine, None),
+    ]);
+    let stats = publish::write_tables(output, date, &files)?;
+    let outputs: std::collections::BTreeMap<String, publish::TableStat> = files
+        .iter()
+        .map(|(name, _, _)| name.to_string())
+        .zip(stats)
+        .collect();
     let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;
     let (previous, changed, previous_persons) =
         publish::first_touch_changes(output, date, &tables.persons)?;
@@ -101,8 +113,8 @@ pub fn run_with(
         job: cfg.job_file.clone(),
         input: input.url().to_string(),
         output: output.url().to_string(),
-        inputs: raw.stats.clone(),
-        identity: graph.stats.clone(),
+        inputs: input_stats,
+        identity: identity_stats,
         stitch: tables.stats.clone(),
         attribution: attribution.stats.clone(),
         outputs,

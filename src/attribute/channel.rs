@@ -35,7 +35,7 @@
 //! The source lists (`data/channels/{search,social,shopping,video}_sources.txt`) are Google's
 //! source-category lists, embedded at build time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use polars::prelude::*;
@@ -574,7 +574,7 @@ pub fn classify_touches(touches: &DataFrame, extra_keys: &[String]) -> Result<Da
         );
     }
 
-    let mut seen: HashMap<Key<'_>, u32> = HashMap::new();
+    let mut seen: PlHashMap<Key<'_>, u32> = PlHashMap::default();
     let mut classes: Vec<Channel> = Vec::new();
     let mut idx: Vec<u32> = Vec::with_capacity(height);
     for i in 0..height {

@@ -22,10 +22,10 @@
 //! 3. valid: the national number fully matches the plan of a region of its calling code and
 //!    one number type of it (fixed line, mobile, toll free, ...), lengths included.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
+use polars::prelude::PlHashMap;
 use regex::{Regex, RegexBuilder};
 
 /// Shortest and longest national significant number libphonenumber accepts.
@@ -272,21 +272,25 @@ fn fits(desc: &Descriptor, national: &str) -> bool {
 }
 
 /// A compiled metadata pattern (whitespace in the XML patterns is ignored), cached.
-fn regex(source: &str) -> Option<Regex> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
+///
+/// The cache hands out shared handles: a cloned `Regex` gets a fresh, empty match cache (the
+/// lazy DFA is rebuilt on its first search), which cost more than the match itself.
+fn regex(source: &str) -> Option<Arc<Regex>> {
+    static CACHE: OnceLock<Mutex<PlHashMap<String, Option<Arc<Regex>>>>> = OnceLock::new();
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    cache
-        .entry(source.to_string())
-        .or_insert_with(|| {
-            RegexBuilder::new(source)
-                .ignore_whitespace(true)
-                .build()
-                .ok()
-        })
-        .clone()
+    if let Some(re) = cache.get(source) {
+        return re.clone();
+    }
+    let re = RegexBuilder::new(source)
+        .ignore_whitespace(true)
+        .build()
+        .ok()
+        .map(Arc::new);
+    cache.insert(source.to_string(), re.clone());
+    re
 }
 
 #[cfg(test)]

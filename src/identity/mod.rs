@@ -340,32 +340,31 @@ pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
         .collect();
 
     // Dictionaries: sorted distinct ids, so the smallest anon_id has the smallest dense id.
-    let anon_ids = dictionary(&[
-        events.column("anon_id")?.as_materialized_series(),
-        kinds.column("alias_prev")?.as_materialized_series(),
-        touches.column("anon_id")?.as_materialized_series(),
-    ])?;
-    let user_ids = dictionary(&[events.column("user_id")?.as_materialized_series()])?;
+    // The cookie and user ids are encoded side by side (one hash pass over each column).
+    let str_of = |c: &Column| -> Result<StringChunked> { Ok(c.str()?.clone()) };
+    let anon_cols = [
+        str_of(events.column("anon_id")?)?,
+        str_of(kinds.column("alias_prev")?)?,
+        str_of(touches.column("anon_id")?)?,
+    ];
+    let user_cols = [str_of(events.column("user_id")?)?];
+    let (anon, user) = std::thread::scope(|scope| {
+        let anon = scope.spawn(|| encode_columns(&anon_cols));
+        let user = encode_columns(&user_cols);
+        (anon.join(), user)
+    });
+    let (anon_ids, mut anon_codes) =
+        anon.map_err(|_| crate::error::Error::Internal("encoding cookie ids panicked".into()))??;
+    let (user_ids, mut user_codes) = user?;
+    let touch_anon = anon_codes.pop().unwrap_or_default();
+    let prev = anon_codes.pop().unwrap_or_default();
     let ev = EventColumns {
-        anon: encode(
-            events.column("anon_id")?.as_materialized_series(),
-            &anon_ids,
-        )?,
-        user: encode(
-            events.column("user_id")?.as_materialized_series(),
-            &user_ids,
-        )?,
-        prev: encode(
-            kinds.column("alias_prev")?.as_materialized_series(),
-            &anon_ids,
-        )?,
+        anon: anon_codes.pop().unwrap_or_default(),
+        user: user_codes.pop().unwrap_or_default(),
+        prev,
         ts: i64_values(events.column("ts")?)?,
         kind,
     };
-    let touch_anon = encode(
-        touches.column("anon_id")?.as_materialized_series(),
-        &anon_ids,
-    )?;
     let touch_ts = i64_values(touches.column("ts")?)?;
     Ok(Encoded {
         anon_ids,
@@ -379,44 +378,64 @@ pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
 /// Sorted distinct non-null values of string columns: the dictionary of a dense id, where a
 /// value's id is its index (so the smallest value gets the smallest id).
 pub fn dictionary(columns: &[&Series]) -> Result<Series> {
-    let mut all = Series::new_empty("id".into(), &DataType::String);
-    for c in columns {
-        all.append(&(*c).clone().with_name("id".into()))?;
-    }
-    let unique = all.drop_nulls().unique()?;
-    Ok(unique.sort(SortOptions::default())?)
+    let columns = columns
+        .iter()
+        .map(|c| Ok(c.str()?.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(encode_columns(&columns)?.0)
 }
 
-/// Dense ids of `values` in `dict`, a sorted [`dictionary`] (by a left join that keeps the row
-/// order); [`NONE`] for null or for a value not in `dict`.
+/// Dense ids of `values` in `dict`, a sorted [`dictionary`]; [`NONE`] for null or for a value
+/// not in `dict`.
 pub fn encode(values: &Series, dict: &Series) -> Result<Vec<u32>> {
-    let left = DataFrame::new(
-        values.len(),
-        vec![values.clone().with_name("id".into()).into()],
-    )?;
-    let idx: Vec<u32> = (0..dict.len() as u32).collect();
-    let right = DataFrame::new(
-        dict.len(),
-        vec![
-            dict.clone().with_name("id".into()).into(),
-            Column::new("idx".into(), idx),
-        ],
-    )?;
-    let args = JoinArgs {
-        maintain_order: MaintainOrderJoin::Left,
-        ..JoinArgs::new(JoinType::Left)
-    };
-    let joined = left
-        .lazy()
-        .join(right.lazy(), [col("id")], [col("id")], args)
-        .select([col("idx")])
-        .collect()?;
-    Ok(joined
-        .column("idx")?
-        .u32()?
+    let dict = dict.str()?;
+    let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(dict.len());
+    for (i, v) in dict.iter().enumerate() {
+        if let Some(v) = v {
+            index.insert(v, i as u32);
+        }
+    }
+    Ok(values
+        .str()?
         .iter()
-        .map(|v| v.unwrap_or(NONE))
+        .map(|v| v.and_then(|v| index.get(v).copied()).unwrap_or(NONE))
         .collect())
+}
+
+/// The [`dictionary`] of `columns` and the dense id of each of their values in it ([`NONE`]
+/// for null), in one hash pass: values are numbered as first seen, then renumbered in sorted
+/// order.
+pub fn encode_columns(columns: &[StringChunked]) -> Result<(Series, Vec<Vec<u32>>)> {
+    let mut seen: PlHashMap<&str, u32> = PlHashMap::default();
+    let mut distinct: Vec<&str> = Vec::new();
+    let mut codes: Vec<Vec<u32>> = Vec::with_capacity(columns.len());
+    for c in columns {
+        let mut out = Vec::with_capacity(c.len());
+        for v in c.iter() {
+            out.push(match v {
+                None => NONE,
+                Some(v) => *seen.entry(v).or_insert_with(|| {
+                    distinct.push(v);
+                    (distinct.len() - 1) as u32
+                }),
+            });
+        }
+        codes.push(out);
+    }
+    drop(seen);
+    let first_seen = Series::new("id".into(), distinct);
+    let order = first_seen.arg_sort(SortOptions::default());
+    let mut renumber = vec![0u32; first_seen.len()];
+    for (new, old) in order.into_no_null_iter().enumerate() {
+        renumber[old as usize] = new as u32;
+    }
+    for c in &mut codes {
+        for v in c.iter_mut().filter(|v| **v != NONE) {
+            *v = renumber[*v as usize];
+        }
+    }
+    let dict = first_seen.take(&order)?;
+    Ok((dict, codes))
 }
 
 fn i64_values(c: &Column) -> Result<Vec<i64>> {

@@ -7,7 +7,9 @@
 
 pub mod manifest;
 
+use std::borrow::Cow;
 use std::io::Cursor;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use chrono::NaiveDate;
@@ -15,6 +17,7 @@ use polars::prelude::*;
 
 use crate::error::Result;
 use crate::read::FileStat;
+use crate::stitch::DayRows;
 use crate::storage::Lake;
 pub use manifest::{ClickConversionsStat, ExportStat, Manifest, TableStat};
 
@@ -58,61 +61,129 @@ pub fn clear_run(out: &Lake, date: NaiveDate) -> Result<()> {
 
 /// Write one table as `runs/<date>/<name>/part-00000.parquet`.
 pub fn write_table(out: &Lake, date: NaiveDate, name: &str, df: &DataFrame) -> Result<TableStat> {
-    let path = format!("{}/{name}/part-00000.parquet", run_prefix(date));
-    out.put(&path, parquet_bytes(df)?)?;
-    Ok(TableStat {
-        rows: df.height() as u64,
-        files: vec![FileStat {
-            path,
-            rows: df.height() as u64,
-        }],
-    })
+    let mut stats = write_tables(out, date, &[(name, df, None)])?;
+    Ok(stats.remove(0))
 }
 
-/// Write a table partitioned by its `dt` column as `<name>/dt=YYYY-MM-DD/part-00000.parquet`
-/// (the `dt` column lives in the folder name only). An empty table still gets one (empty)
-/// file, under the run date's partition, so a reader's glob never fails. Files are written
-/// in row groups of [`JOURNEY_ROW_GROUP_ROWS`]; sort the frame by the key readers filter on.
+/// Write a table partitioned by day as `<name>/dt=YYYY-MM-DD/part-00000.parquet` (the day
+/// lives in the folder name only): each of `days` is one file of its rows of `df`, in their
+/// order. Only the days being encoded are copied. An empty table still gets one (empty)
+/// file, under the run date's partition, so a reader's glob never fails. Files are written in
+/// row groups of [`JOURNEY_ROW_GROUP_ROWS`]; order each day's rows by the key readers filter on.
 pub fn write_partitioned(
     out: &Lake,
     date: NaiveDate,
     name: &str,
     df: &DataFrame,
+    days: &[DayRows],
 ) -> Result<TableStat> {
-    let mut stat = TableStat {
-        rows: df.height() as u64,
-        files: Vec::new(),
-    };
-    let run_day = date.format("%Y-%m-%d").to_string();
-    let mut parts: Vec<(String, DataFrame)> = if df.height() == 0 {
-        vec![(run_day, df.clone())]
-    } else {
-        df.partition_by_stable(["dt"], true)?
-            .into_iter()
-            .map(|p| {
-                let dt = match p.column("dt").and_then(|c| c.str().cloned()) {
-                    Ok(s) if !s.is_empty() => s.get(0).unwrap_or_default().to_string(),
-                    _ => run_day.clone(),
-                };
-                (dt, p)
-            })
-            .collect()
-    };
-    parts.sort_by(|a, b| a.0.cmp(&b.0));
-    for (dt, part) in parts {
-        let part = part.drop("dt")?;
-        let path = format!("{}/{name}/dt={dt}/part-00000.parquet", run_prefix(date));
-        out.put(
-            &path,
-            parquet_bytes_grouped(&part, Some(JOURNEY_ROW_GROUP_ROWS))?,
-        )?;
-        stat.files.push(FileStat {
-            path,
-            rows: part.height() as u64,
-        });
-    }
-    Ok(stat)
+    let mut stats = write_tables(out, date, &[(name, df, Some(days))])?;
+    Ok(stats.remove(0))
 }
+
+/// One file to write: the rows of a table it holds.
+enum FileRows<'a> {
+    /// The whole table, in the writer's default row groups.
+    Whole(&'a DataFrame),
+    /// Some rows of a partitioned table, in [`JOURNEY_ROW_GROUP_ROWS`] row groups.
+    Rows(&'a DataFrame, &'a IdxCa),
+    /// No rows (the one file of an empty partitioned table).
+    Empty(&'a DataFrame),
+}
+
+/// Write tables: each `(name, frame, None)` as one file like [`write_table`], each
+/// `(name, frame, Some(days))` partitioned like [`write_partitioned`]. The files are encoded
+/// and written by several threads at once (Parquet compression is single-threaded per file);
+/// the stats come back in the order of `tables`.
+pub fn write_tables(
+    out: &Lake,
+    date: NaiveDate,
+    tables: &[(&str, &DataFrame, Option<&[DayRows]>)],
+) -> Result<Vec<TableStat>> {
+    let prefix = run_prefix(date);
+    let mut jobs: Vec<(usize, String, FileRows<'_>)> = Vec::new();
+    for (t, &(name, df, days)) in tables.iter().enumerate() {
+        match days {
+            None => jobs.push((
+                t,
+                format!("{prefix}/{name}/part-00000.parquet"),
+                FileRows::Whole(df),
+            )),
+            Some(days) if df.height() == 0 || days.is_empty() => jobs.push((
+                t,
+                format!(
+                    "{prefix}/{name}/dt={}/part-00000.parquet",
+                    date.format("%Y-%m-%d")
+                ),
+                FileRows::Empty(df),
+            )),
+            Some(days) => jobs.extend(days.iter().map(|d| {
+                (
+                    t,
+                    format!("{prefix}/{name}/dt={}/part-00000.parquet", d.dt),
+                    FileRows::Rows(df, &d.rows),
+                )
+            })),
+        }
+    }
+    let write = |path: &str, rows: &FileRows<'_>| -> Result<u64> {
+        let (part, groups) = match rows {
+            FileRows::Whole(df) => (Cow::Borrowed(*df), None),
+            FileRows::Rows(df, idx) => (Cow::Owned(df.take(idx)?), Some(JOURNEY_ROW_GROUP_ROWS)),
+            FileRows::Empty(df) => (Cow::Owned(df.clear()), Some(JOURNEY_ROW_GROUP_ROWS)),
+        };
+        out.put(path, parquet_bytes_grouped(&part, groups)?)?;
+        Ok(part.height() as u64)
+    };
+    // Biggest files first, so no thread is left alone with a big one at the end.
+    let size = |rows: &FileRows<'_>| match rows {
+        FileRows::Whole(df) => df.estimated_size(),
+        FileRows::Rows(df, idx) => df.estimated_size() / df.height().max(1) * idx.len(),
+        FileRows::Empty(_) => 0,
+    };
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&j| std::cmp::Reverse(size(&jobs[j].2)));
+    let next = AtomicUsize::new(0);
+    let work = || -> Vec<(usize, Result<u64>)> {
+        let mut done = Vec::new();
+        while let Some(&j) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let (_, path, rows) = &jobs[j];
+            done.push((j, write(path, rows)));
+        }
+        done
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, WRITERS);
+    let mut done: Vec<(usize, Result<u64>)> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut done = work();
+        for h in helpers {
+            done.extend(h.join().unwrap_or_default());
+        }
+        done
+    });
+    if done.len() != jobs.len() {
+        return Err(crate::error::Error::Internal(
+            "a table writer thread panicked".into(),
+        ));
+    }
+    done.sort_by_key(|(j, _)| *j);
+    let mut stats: Vec<TableStat> = tables
+        .iter()
+        .map(|(_, df, _)| TableStat {
+            rows: df.height() as u64,
+            files: Vec::new(),
+        })
+        .collect();
+    for ((t, path, _), (_, rows)) in jobs.into_iter().zip(done) {
+        stats[t].files.push(FileStat { path, rows: rows? });
+    }
+    Ok(stats)
+}
+
+/// Files encoded at once by [`write_tables`] (at most one per core).
+const WRITERS: usize = 4;
 
 /// Dates of the published runs (those with `_SUCCESS`), ascending.
 pub fn published_runs(out: &Lake) -> Result<Vec<NaiveDate>> {

@@ -30,10 +30,13 @@ pub struct Tables {
     pub anon_visitors: DataFrame,
     /// One row per user.
     pub user_attribution: DataFrame,
-    /// One row per used event, with a `dt` column (UTC date of `ts`) to partition by.
+    /// One row per used event, in the order of `RawLake::events`.
     pub journeys: DataFrame,
     /// One row per refused union (an addition beyond the contract, see [`refused_unions`]).
     pub refused_unions: DataFrame,
+    /// The rows of `journeys` by day (UTC date of `ts`, the `dt` partition), days ascending,
+    /// each day's rows in publishing order.
+    pub journey_days: Vec<DayRows>,
     /// Whether each touch (row of `RawLake::touches`) counts (contract §3.4).
     pub touch_counts: BooleanChunked,
     /// Channel, source, medium and campaign of each touch (GA4 default channel group).
@@ -164,14 +167,21 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     wanted.sort_unstable();
     wanted.dedup();
     let json_rows = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?;
-    let json_of = |row: u32| -> Option<String> {
-        if row == NONE {
-            return None;
-        }
-        wanted
-            .binary_search(&row)
-            .ok()
-            .map(|i| json_rows[i].clone())
+    // Each table's JSON column is built from `json_rows` directly (one copy of the text, no
+    // String clones). Not a gather of one shared JSON series: views into one big buffer made
+    // the Parquet writer many times slower on these columns.
+    let json_of = |rows: &[u32], name: &str| -> Result<Series> {
+        let ca: StringChunked = rows
+            .iter()
+            .map(|&r| {
+                if r == NONE {
+                    return None;
+                }
+                let i = wanted.binary_search(&r).ok()?;
+                Some(json_rows[i].as_str())
+            })
+            .collect();
+        Ok(ca.with_name(name.into()).into_series())
     };
     let ts_of = |row: u32| (row != NONE).then(|| touch_ts[row as usize]);
 
@@ -227,16 +237,8 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
                 by_person.last.iter().map(|&r| ts_of(r)).collect(),
             )?
             .into(),
-            opt_str(
-                "first_touch",
-                by_person.first.iter().map(|&r| json_of(r)).collect(),
-            )
-            .into(),
-            opt_str(
-                "last_touch",
-                by_person.last.iter().map(|&r| json_of(r)).collect(),
-            )
-            .into(),
+            json_of(&by_person.first, "first_touch")?.into(),
+            json_of(&by_person.last, "last_touch")?.into(),
         ],
     )?
     .sort(["person_id"], SortMultipleOptions::default())?;
@@ -325,16 +327,8 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
                 seg.cookies.iter().map(|c| Some(c.last_seen)).collect(),
             )?
             .into(),
-            opt_str(
-                "first_touch",
-                by_cookie.first.iter().map(|&r| json_of(r)).collect(),
-            )
-            .into(),
-            opt_str(
-                "last_touch",
-                by_cookie.last.iter().map(|&r| json_of(r)).collect(),
-            )
-            .into(),
+            json_of(&by_cookie.first, "first_touch")?.into(),
+            json_of(&by_cookie.last, "last_touch")?.into(),
             gather(&graph.user_ids, &merged_user, "merged_user_id")?.into(),
             ts_series(
                 "merged_at",
@@ -381,17 +375,17 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     let mut signup_at: Vec<Option<i64>> = vec![None; n_persons];
     let mut first_purchase_at: Vec<Option<i64>> = vec![None; n_persons];
     let mut segment_no: Vec<Option<u32>> = vec![None; n_events];
-    for e in 0..n_events {
+    let flags = ev_ts.iter().zip(is_signup.iter()).zip(is_conv.iter());
+    for (e, ((t, signup), conv)) in flags.enumerate() {
         let p = graph.event_person[e] as usize;
         counter[p] += 1;
         step[e] = counter[p];
         let has_user = graph.persons[p].user != NONE;
         backfilled[e] = graph.event_user[e] == NONE && has_user;
-        let t = ev_ts.get(e);
-        if is_signup.get(e) == Some(true) && signup_at[p].is_none() {
+        if signup == Some(true) && signup_at[p].is_none() {
             signup_at[p] = t;
         }
-        if is_conv.get(e) == Some(true) {
+        if conv == Some(true) {
             stats.conversions += 1;
             if first_purchase_at[p].is_none() {
                 first_purchase_at[p] = t;
@@ -423,15 +417,12 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         ])
         .collect()?;
     let mut journeys = journeys;
-    let dt: Vec<Option<String>> = ev_ts
-        .iter()
-        .map(|t| {
-            t.and_then(chrono::DateTime::from_timestamp_micros)
-                .map(|d| d.format("%Y-%m-%d").to_string())
-        })
-        .collect();
-    let ts_col = ts_series("ts", ev_ts.iter().collect())?;
-    journeys.replace("ts", ts_col.into())?;
+    let day_rows = journey_days(ev_ts, &graph.event_person, &step, &person_ids, cfg)?;
+    let ts_col = events.column("ts")?.cast(&DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some(TimeZone::UTC),
+    ))?;
+    journeys.replace("ts", ts_col)?;
     journeys.with_column(Column::from(gather(
         &person_ids,
         &graph.event_person,
@@ -448,7 +439,6 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         is_conv.into_series().with_name("is_conversion".into()),
     ))?;
     journeys.with_column(Column::from(Series::new("segment".into(), segment_no)))?;
-    journeys.with_column(Column::from(Series::new("dt".into(), dt)))?;
     let journeys = journeys.select([
         "event_id",
         "ts",
@@ -467,7 +457,6 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         "order_id",
         "session_id",
         "segment",
-        "dt",
     ])?;
 
     // user_attribution: one row per user, with the person's facts.
@@ -482,8 +471,8 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         vec![
             graph.user_ids.clone().with_name("user_id".into()).into(),
             gather(&person_ids, up, "person_id")?.into(),
-            opt_str("first_touch", ft_row.iter().map(|&r| json_of(r)).collect()).into(),
-            opt_str("last_touch", lt_row.iter().map(|&r| json_of(r)).collect()).into(),
+            json_of(&ft_row, "first_touch")?.into(),
+            json_of(&lt_row, "last_touch")?.into(),
             ts_series("first_touch_at", ft_row.iter().map(|&r| ts_of(r)).collect())?.into(),
             next_channel(),
             next_channel(),
@@ -517,6 +506,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         anon_visitors,
         user_attribution,
         journeys,
+        journey_days: day_rows,
         touch_counts: counts,
         touch_channels,
         person_ids,
@@ -600,6 +590,85 @@ pub fn refused_unions(
     cols.extend(columns(&a, "")?);
     cols.extend(columns(&b, "other_")?);
     Ok(DataFrame::new(rows.len(), cols)?)
+}
+
+/// The rows of one `dt` partition of `journeys`.
+#[derive(Debug, Clone)]
+pub struct DayRows {
+    /// The UTC date, `YYYY-MM-DD`.
+    pub dt: String,
+    /// Row numbers of `journeys`, by `person_id` then `step`.
+    pub rows: IdxCa,
+}
+
+/// Microseconds in one day.
+const DAY_US: i64 = 86_400_000_000;
+
+/// The rows of `journeys` grouped by UTC day, days ascending, each day's rows sorted by
+/// `person_id` then `step` (what a reader of one person filters on).
+///
+/// Sorted by integer keys: the day number, the rank of the person's `person_id` among all
+/// persons (computed once over the persons) and the step. Rows without a time go to the run
+/// date's partition.
+fn journey_days(
+    ts: &Int64Chunked,
+    event_person: &[u32],
+    step: &[u32],
+    person_ids: &Series,
+    cfg: &JobConfig,
+) -> Result<Vec<DayRows>> {
+    // Dense rank of person_id (equal ids share a rank; `step` then orders their rows).
+    let ids = person_ids.str()?;
+    let mut rank = vec![0u32; ids.len()];
+    let mut prev: Option<Option<&str>> = None;
+    let mut r = 0u32;
+    for i in person_ids
+        .arg_sort(SortOptions::default())
+        .into_no_null_iter()
+    {
+        let id = ids.get(i as usize);
+        if prev.is_some_and(|p| p != id) {
+            r += 1;
+        }
+        prev = Some(id);
+        rank[i as usize] = r;
+    }
+    let run_day = cfg
+        .date
+        .and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp_micros().div_euclid(DAY_US));
+    // Events come in time order, so a day's rows are mostly one run: look the day up only when
+    // it changes.
+    let mut days: BTreeMap<i64, Vec<(u64, IdxSize)>> = BTreeMap::new();
+    let mut current: Option<(i64, Vec<(u64, IdxSize)>)> = None;
+    for (row, t) in ts.iter().enumerate() {
+        let day = t
+            .filter(|&t| chrono::DateTime::from_timestamp_micros(t).is_some())
+            .map_or(run_day, |t| t.div_euclid(DAY_US));
+        if current.as_ref().is_none_or(|(d, _)| *d != day) {
+            if let Some((d, rows)) = current.take() {
+                days.insert(d, rows);
+            }
+            current = Some((day, days.remove(&day).unwrap_or_default()));
+        }
+        let key = (u64::from(rank[event_person[row] as usize]) << 32) | u64::from(step[row]);
+        if let Some((_, rows)) = current.as_mut() {
+            rows.push((key, row as IdxSize));
+        }
+    }
+    if let Some((d, rows)) = current.take() {
+        days.insert(d, rows);
+    }
+    let mut out = Vec::with_capacity(days.len());
+    for (day, mut rows) in days {
+        rows.sort_unstable();
+        let dt = chrono::DateTime::from_timestamp_micros(day * DAY_US)
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        let rows = IdxCa::from_vec("rows".into(), rows.into_iter().map(|(_, r)| r).collect());
+        out.push(DayRows { dt, rows });
+    }
+    Ok(out)
 }
 
 /// Table names in publishing order.

@@ -6,21 +6,15 @@
 //! distinct host.
 
 use polars::prelude::*;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
+use crate::attribute::channel::url_host;
 use crate::error::Result;
 use crate::read::schema::{CLICK_IDS, TOUCHES, UTMS};
 
-/// Host of an absolute URL (scheme, optional userinfo, host), as a polars regex.
+/// Host of an absolute URL (scheme, optional userinfo, host), as a regex (`counting()` reads
+/// hosts with [`url_host`], which extracts the same).
 pub const HOST_RE: &str = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?([^/?#:]+)";
-
-fn non_empty(name: &str) -> Expr {
-    col(name)
-        .str()
-        .strip_chars(lit(NULL))
-        .neq(lit(""))
-        .fill_null(lit(false))
-}
 
 /// The registrable domain of a host: its public-suffix-list domain, else the host itself.
 pub fn registrable_domain(host: &str) -> String {
@@ -30,32 +24,38 @@ pub fn registrable_domain(host: &str) -> String {
 
 /// Whether each touch counts.
 pub fn counting(touches: &DataFrame, extra_keys: &[String]) -> Result<BooleanChunked> {
-    let mut keyed = lit(false);
-    for c in CLICK_IDS.iter().chain(UTMS.iter()) {
-        keyed = keyed.or(non_empty(c));
+    // Keyed: a non-blank click id, utm value or extra key (one pass over each column).
+    let mut keyed = vec![false; touches.height()];
+    let keys = CLICK_IDS.iter().chain(UTMS.iter()).copied();
+    for name in keys.chain(extra_keys.iter().map(String::as_str)) {
+        for (k, v) in keyed.iter_mut().zip(touches.column(name)?.str()?.iter()) {
+            *k = *k || v.is_some_and(|v| !v.trim().is_empty());
+        }
     }
-    for c in extra_keys {
-        keyed = keyed.or(non_empty(c));
-    }
-    let hosts = touches
-        .clone()
-        .lazy()
-        .select([
-            keyed.alias("_keyed"),
-            col("referrer")
-                .str()
-                .extract(lit(HOST_RE), 1)
-                .str()
-                .to_lowercase()
-                .alias("_ref_host"),
-            col("landing_url")
-                .str()
-                .extract(lit(HOST_RE), 1)
-                .str()
-                .to_lowercase()
-                .alias("_land_host"),
-        ])
-        .collect()?;
+    // Hosts by a string scan (`url_host`, the same as `HOST_RE`), lowercased by polars.
+    let host = |name: &str, alias: &str| -> Result<Column> {
+        let hosts: StringChunked = touches
+            .column(name)?
+            .str()?
+            .iter()
+            .map(|v| v.and_then(url_host))
+            .collect();
+        Ok(hosts.with_name(alias.into()).into_column())
+    };
+    let hosts = DataFrame::new(
+        touches.height(),
+        vec![
+            Column::new("_keyed".into(), keyed),
+            host("referrer", "_ref_host")?,
+            host("landing_url", "_land_host")?,
+        ],
+    )?
+    .lazy()
+    .with_columns([
+        col("_ref_host").str().to_lowercase(),
+        col("_land_host").str().to_lowercase(),
+    ])
+    .collect()?;
 
     // Registrable domain per distinct host.
     let mut all = hosts.column("_ref_host")?.as_materialized_series().clone();
@@ -129,20 +129,51 @@ pub fn to_json(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Resu
     }
     let ts = touches.column("ts")?.as_materialized_series().take(&idx)?;
     let ts = ts.i64()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for i in 0..rows.len() {
-        let mut m = Map::new();
-        if let Some(t) = ts.get(i) {
-            m.insert("ts".into(), Value::String(rfc3339(t)));
+    // Written directly, as serde_json writes a `Map` (a BTreeMap: keys in byte order, a later
+    // insert of a key replacing an earlier one) of the non-empty values: keys in order, and
+    // for a key named twice the last of its sources with a value.
+    let mut keys: Vec<(&str, Option<usize>)> = vec![("ts", None)];
+    keys.extend(cols.iter().enumerate().map(|(i, (n, _))| (*n, Some(i))));
+    keys.sort_by(|a, b| a.0.cmp(b.0)); // stable: sources of one key keep their order
+    let mut groups: Vec<(String, Vec<Option<usize>>)> = Vec::new();
+    for (name, source) in keys {
+        match groups.last_mut() {
+            Some((n, sources)) if n.as_str() == name => sources.push(source),
+            _ => groups.push((name.to_string(), vec![source])),
         }
-        for (n, ca) in &cols {
-            if let Some(v) = ca.get(i) {
-                if !v.trim().is_empty() {
-                    m.insert((*n).to_string(), Value::String(v.to_string()));
+    }
+    let groups: Vec<(String, Vec<Option<usize>>)> = groups
+        .into_iter()
+        .map(|(n, sources)| Ok((serde_json::to_string(&n)?, sources)))
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut buf: Vec<u8> = Vec::new();
+    for i in 0..rows.len() {
+        buf.clear();
+        buf.push(b'{');
+        let mut first = true;
+        for (key, sources) in &groups {
+            let value = sources.iter().rev().find_map(|source| match source {
+                None => ts.get(i).map(|t| Cow::Owned(rfc3339(t))),
+                Some(c) => cols[*c]
+                    .1
+                    .get(i)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(Cow::Borrowed),
+            });
+            if let Some(v) = value {
+                if !first {
+                    buf.push(b',');
                 }
+                first = false;
+                buf.extend_from_slice(key.as_bytes());
+                buf.push(b':');
+                serde_json::to_writer(&mut buf, v.as_ref())?;
             }
         }
-        out.push(Value::Object(m).to_string());
+        buf.push(b'}');
+        // A copy of the exact length (the buffer is reused: no capacity slack per row).
+        out.push(String::from_utf8(buf.clone()).unwrap_or_default());
     }
     Ok(out)
 }
@@ -164,5 +195,67 @@ mod tests {
         assert_eq!(registrable_domain("app.example.com"), "example.com");
         assert_eq!(registrable_domain("news.bbc.co.uk"), "bbc.co.uk");
         assert_eq!(registrable_domain("shop.example.co.uk"), "example.co.uk");
+    }
+
+    /// `to_json` as a serde_json object of the non-empty values.
+    fn to_json_by_map(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Vec<String> {
+        let mut names: Vec<&str> = TOUCHES.iter().map(|c| c.name).collect();
+        names.extend(extra_keys.iter().map(String::as_str));
+        rows.iter()
+            .map(|&r| {
+                let mut m = serde_json::Map::new();
+                for n in &names {
+                    let c = touches.column(n).unwrap();
+                    if *n == "ts" {
+                        if let Some(t) = c.i64().unwrap().get(r as usize) {
+                            m.insert("ts".into(), rfc3339(t).into());
+                        }
+                    } else if let Some(v) = c.str().unwrap().get(r as usize) {
+                        if !v.trim().is_empty() {
+                            m.insert((*n).to_string(), v.into());
+                        }
+                    }
+                }
+                serde_json::Value::Object(m).to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn touch_json_is_a_sorted_object_of_the_non_empty_values() {
+        let values = [
+            Some("plain"),
+            None,
+            Some(""),
+            Some("  "),
+            Some("q\"uote\\ back"),
+            Some("ctl\u{1}\n\t"),
+            Some("ünï €"),
+            Some(" padded "),
+        ];
+        let n = values.len();
+        let mut cols: Vec<Column> = Vec::new();
+        for (k, spec) in TOUCHES.iter().enumerate() {
+            if spec.name == "ts" {
+                let ts: Vec<Option<i64>> = (0..n as i64)
+                    .map(|i| (i != 3).then_some(1_763_700_000_000_000 + i * 1_234_567))
+                    .collect();
+                cols.push(Column::new("ts".into(), ts));
+            } else {
+                let v: Vec<Option<&str>> = (0..n).map(|i| values[(i + k) % n]).collect();
+                cols.push(Column::new(spec.name.into(), v));
+            }
+        }
+        let extra = vec!["a_key".to_string(), "zz\"key".to_string()];
+        for (k, e) in extra.iter().enumerate() {
+            let v: Vec<Option<&str>> = (0..n).map(|i| values[(i + 3 * k + 1) % n]).collect();
+            cols.push(Column::new(e.as_str().into(), v));
+        }
+        let df = DataFrame::new(n, cols).unwrap();
+        let rows: Vec<u32> = (0..n as u32).rev().collect();
+        assert_eq!(
+            to_json(&df, &extra, &rows).unwrap(),
+            to_json_by_map(&df, &extra, &rows)
+        );
     }
 }
