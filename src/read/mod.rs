@@ -187,13 +187,67 @@ pub fn filter_columnwise(df: DataFrame, mask: &BooleanChunked) -> Result<DataFra
     Ok(DataFrame::new(height, out)?)
 }
 
-/// The rows `idx` of `df`, gathered one column at a time (see [`filter_columnwise`]).
+/// The rows `idx` of `df`, gathered column by column on the thread pool, each input column
+/// dropped once gathered (see [`filter_columnwise`]).
 pub fn take_columnwise(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
-    let mut out = Vec::with_capacity(df.width());
-    for c in df.into_columns() {
-        out.push(c.take(idx)?);
-    }
+    use rayon::prelude::*;
+    let out = df
+        .into_columns()
+        .into_par_iter()
+        .map(|c| c.take(idx))
+        .collect::<PolarsResult<Vec<_>>>()?;
     Ok(DataFrame::new(idx.len(), out)?)
+}
+
+/// `rows` of `df` ordered by the columns `keys`, ascending, nulls first, ties in row order: the
+/// order of polars' stable multi-column sort. The first key must be an Int64 column (a time);
+/// the others (Int64, String or UInt32) are only compared where the earlier keys tie, which is
+/// rare for a time in microseconds, so no string is read for most rows (polars' sort encodes
+/// every key of every row).
+pub fn sorted_rows(df: &DataFrame, mut rows: Vec<IdxSize>, keys: &[&str]) -> Result<IdxCa> {
+    use rayon::slice::ParallelSliceMut;
+    use std::cmp::Ordering;
+    enum Tie {
+        I64(Int64Chunked),
+        Str(StringChunked),
+        U32(UInt32Chunked),
+    }
+    let Some((first, rest)) = keys.split_first() else {
+        return Ok(IdxCa::from_vec("_i".into(), rows));
+    };
+    let first = df.column(first)?.i64()?.rechunk();
+    let first: Vec<Option<i64>> = first.iter().collect();
+    let ties = rest
+        .iter()
+        .map(|k| {
+            let c = df.column(k)?;
+            Ok(match c.dtype() {
+                DataType::Int64 => Tie::I64(c.i64()?.rechunk().into_owned()),
+                DataType::UInt32 => Tie::U32(c.u32()?.rechunk().into_owned()),
+                _ => Tie::Str(c.str()?.rechunk().into_owned()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let tie = |a: IdxSize, b: IdxSize| -> Ordering {
+        let (a, b) = (a as usize, b as usize);
+        for t in &ties {
+            let o = match t {
+                Tie::I64(c) => c.get(a).cmp(&c.get(b)),
+                Tie::U32(c) => c.get(a).cmp(&c.get(b)),
+                Tie::Str(c) => c.get(a).cmp(&c.get(b)),
+            };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        a.cmp(&b)
+    };
+    rows.par_sort_unstable_by(|&a, &b| {
+        first[a as usize]
+            .cmp(&first[b as usize])
+            .then_with(|| tie(a, b))
+    });
+    Ok(IdxCa::from_vec("_i".into(), rows))
 }
 
 /// An empty `quarantine` frame.
@@ -1013,15 +1067,14 @@ fn read_events(
         .collect();
     keep.extend([col("raw_user_id"), col(FIDX_COL), col(ROW_COL)]);
     let df = df.lazy().select(keep).collect()?;
-    let order = df
-        .select(["ts", "seq", "event_id"])?
-        .with_row_index("_i".into(), None)?
-        .filter(&used)?
-        .sort(
-            ["ts", "seq", "event_id"],
-            SortMultipleOptions::default().with_maintain_order(true),
-        )?;
-    let df = take_columnwise(df, order.column("_i")?.idx()?)?;
+    let rows: Vec<IdxSize> = used
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| *u == Some(true))
+        .map(|(i, _)| i as IdxSize)
+        .collect();
+    let order = sorted_rows(&df, rows, &["ts", "seq", "event_id"])?;
+    let df = take_columnwise(df, &order)?;
     log("sorted");
     st.rows_used = df.height() as u64;
     st.rows_read = st.files.iter().map(|f| f.rows).sum();
@@ -1365,14 +1418,9 @@ fn read_touches(
         "referrer",
     ]);
     order.extend([FILE_COL, ROW_COL]);
-    let sorted = df
-        .select(order.clone())?
-        .with_row_index("_i".into(), None)?
-        .sort(
-            order,
-            SortMultipleOptions::default().with_maintain_order(true),
-        )?;
-    let df = take_columnwise(df, sorted.column("_i")?.idx()?)?;
+    let rows: Vec<IdxSize> = (0..df.height() as IdxSize).collect();
+    let sorted = sorted_rows(&df, rows, &order)?;
+    let df = take_columnwise(df, &sorted)?;
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
