@@ -45,7 +45,9 @@ pub fn parquet_bytes_grouped(df: &DataFrame, row_group_rows: Option<usize>) -> R
     let mut buf = Cursor::new(Vec::new());
     let mut df = df.clone();
     ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(ParquetCompression::Zstd(Some(
+            polars_parquet::write::ZstdLevel::try_new(1)?,
+        )))
         .with_row_group_size(row_group_rows)
         .finish(&mut df)?;
     Ok(Bytes::from(buf.into_inner()))
