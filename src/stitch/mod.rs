@@ -127,6 +127,14 @@ impl FirstLast {
 
 /// Build the analyst tables.
 pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<Tables> {
+    let started = std::time::Instant::now();
+    let log = |step: &str| {
+        tracing::debug!(
+            elapsed_s = started.elapsed().as_secs_f64(),
+            peak_rss_mb = crate::progress::peak_rss_mb(),
+            "stitch: {step}"
+        )
+    };
     let mut stats = StitchStats::default();
     let seg = &graph.segmentation;
     let n_persons = graph.persons.len();
@@ -143,6 +151,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         .iter()
         .map(|v| v.unwrap_or(0))
         .collect();
+    log("touches counted and classified");
     let mut by_person = FirstLast::new(n_persons);
     let mut by_cookie = FirstLast::new(n_cookies);
     for (row, c) in counts.iter().enumerate() {
@@ -167,6 +176,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     wanted.sort_unstable();
     wanted.dedup();
     let json_rows = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?;
+    log("touch JSON");
     // Each table's JSON column is built from `json_rows` directly (one copy of the text, no
     // String clones). Not a gather of one shared JSON series: views into one big buffer made
     // the Parquet writer many times slower on these columns.
@@ -243,6 +253,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     )?
     .sort(["person_id"], SortMultipleOptions::default())?;
 
+    log("persons");
     // identity_map
     let segs = &seg.segments;
     let event_ids = raw.events.column("event_id")?.as_materialized_series();
@@ -289,6 +300,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     )?
     .sort(["anon_id", "segment"], SortMultipleOptions::default())?;
 
+    log("identity_map");
     // anon_visitors
     let mut latest_seg = vec![NONE; n_cookies];
     let mut latest_linked = vec![NONE; n_cookies];
@@ -348,6 +360,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         ],
     )?;
 
+    log("anon_visitors");
     // Events: step, backfill, conversions, signup and first purchase per person.
     let events = &raw.events;
     let n_events = events.height();
@@ -459,6 +472,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         "segment",
     ])?;
 
+    log("journeys");
     // user_attribution: one row per user, with the person's facts.
     let n_users = graph.user_ids.len();
     let up = &graph.user_person;
@@ -497,6 +511,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         ],
     )?;
 
+    log("user_attribution");
     let refused_unions = refused_unions(raw, graph, &person_ids)?;
 
     Ok(Tables {
