@@ -11,7 +11,7 @@
 //! the Parquet footer with a ranged request, picks the row groups whose min/max statistics of
 //! the id column can hold the id, fetches only their byte ranges, and has polars decode just
 //! those row groups (see [`scan_table_pruned`]). `journeys` is sorted by `person_id` within
-//! each day in small row groups (see [`crate::publish::JOURNEY_ROW_GROUP_ROWS`]), so a
+//! each day in small row groups (see [`crate::publish::ROW_GROUP_ROWS`]), so a
 //! 10M-event run fetches and decodes a few row groups per day.
 //!
 //! # JSON shape (`--json`)
@@ -516,7 +516,9 @@ fn read_ranged(out: &Lake, path: &str, size: u64, prune: &Prune) -> Result<Vec<P
                         let v = v.as_bytes();
                         min.as_slice() <= v && v <= max.as_slice()
                     }),
-                    _ => true,
+                    // No min and max: every value is null (the anonymous persons' `user_id`)
+                    // when the null count says so, and a wanted id is never null.
+                    _ => st.null_count != Some(rg.num_rows() as i64),
                 },
                 _ => true,
             }
@@ -1353,6 +1355,67 @@ mod tests {
         )
         .unwrap();
         (lake, date, size)
+    }
+
+    /// A `persons`-like file: anonymous persons first (`user_id` null in their row groups,
+    /// which then have no min/max statistics), then users, whose `user_id` is their person_id.
+    #[test]
+    fn row_groups_whose_id_column_is_all_null_are_not_fetched() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let n = 3_000;
+        let person: Vec<String> = (0..n)
+            .map(|i| {
+                if i < 2_000 {
+                    format!("a{i:04}")
+                } else {
+                    format!("u{i:04}")
+                }
+            })
+            .collect();
+        let user: Vec<Option<String>> = person
+            .iter()
+            .map(|p| p.starts_with('u').then(|| p.clone()))
+            .collect();
+        let mut x = 88172645463325252u64;
+        let payload: Vec<String> = (0..n)
+            .map(|_| {
+                (0..16)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        format!("{x:016x}")
+                    })
+                    .collect()
+            })
+            .collect();
+        let df = DataFrame::new(
+            n,
+            vec![
+                Column::new("person_id".into(), person),
+                Column::new("user_id".into(), user),
+                Column::new("payload".into(), payload),
+            ],
+        )
+        .unwrap();
+        let lake = Lake::open("memory://", Access::Write).unwrap();
+        let bytes = parquet_bytes_grouped(&df, Some(100)).unwrap();
+        let size = bytes.len() as u64;
+        lake.put("runs/2026-11-21/persons/part-00000.parquet", bytes)
+            .unwrap();
+        let before = lake.bytes_fetched();
+        let ranged = find(&lake, date, "persons", "user_id", vec!["u2500".into()])
+            .unwrap()
+            .unwrap();
+        let fetched = lake.bytes_fetched() - before;
+        let whole = scan_table(&lake, date, "persons", col("user_id").eq(lit("u2500")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ranged.height(), 1);
+        assert!(ranged.equals_missing(&whole));
+        // The footer request (the last 64 KiB) and one row group of 30: the 20 all-null row
+        // groups are skipped (fetched, they would be two thirds of the file).
+        assert!(fetched * 4 < size, "fetched {fetched} of {size} bytes");
     }
 
     #[test]

@@ -34,10 +34,12 @@ pub fn parquet_bytes(df: &DataFrame) -> Result<Bytes> {
     parquet_bytes_grouped(df, None)
 }
 
-/// Rows per row group of `journeys` files. Each partition is sorted by `person_id`, so the
-/// row groups' min/max statistics let a reader looking for one person (`explain`, DuckDB)
-/// decode only the few row groups that can hold it.
-pub const JOURNEY_ROW_GROUP_ROWS: usize = 16_384;
+/// Rows per row group of every table file. `journeys` partitions are sorted by `person_id`,
+/// `persons` and `user_attribution` by `person_id` (= `user_id` for a user), `identity_map`
+/// and `anon_visitors` by `anon_id`, so the row groups' min/max statistics let a reader
+/// looking for one person (`explain`, DuckDB) fetch and decode only the few row groups that
+/// can hold it.
+pub const ROW_GROUP_ROWS: usize = 16_384;
 
 /// Encode a frame as one Parquet file (zstd, statistics on), with at most `row_group_rows`
 /// rows per row group (the writer's default when `None`).
@@ -71,7 +73,7 @@ pub fn write_table(out: &Lake, date: NaiveDate, name: &str, df: &DataFrame) -> R
 /// lives in the folder name only): each of `days` is one file of its rows of `df`, in their
 /// order. Only the days being encoded are copied. An empty table still gets one (empty)
 /// file, under the run date's partition, so a reader's glob never fails. Files are written in
-/// row groups of [`JOURNEY_ROW_GROUP_ROWS`]; order each day's rows by the key readers filter on.
+/// row groups of [`ROW_GROUP_ROWS`]; order each day's rows by the key readers filter on.
 pub fn write_partitioned(
     out: &Lake,
     date: NaiveDate,
@@ -85,9 +87,9 @@ pub fn write_partitioned(
 
 /// One file to write: the rows of a table it holds.
 enum FileRows<'a> {
-    /// The whole table, in the writer's default row groups.
+    /// The whole table.
     Whole(&'a DataFrame),
-    /// Some rows of a partitioned table, in [`JOURNEY_ROW_GROUP_ROWS`] row groups.
+    /// Some rows of a partitioned table, in [`ROW_GROUP_ROWS`] row groups.
     Rows(&'a DataFrame, &'a IdxCa),
     /// No rows (the one file of an empty partitioned table).
     Empty(&'a DataFrame),
@@ -130,9 +132,9 @@ pub fn write_tables(
     }
     let write = |path: &str, rows: &FileRows<'_>| -> Result<u64> {
         let (part, groups) = match rows {
-            FileRows::Whole(df) => (Cow::Borrowed(*df), None),
-            FileRows::Rows(df, idx) => (Cow::Owned(df.take(idx)?), Some(JOURNEY_ROW_GROUP_ROWS)),
-            FileRows::Empty(df) => (Cow::Owned(df.clear()), Some(JOURNEY_ROW_GROUP_ROWS)),
+            FileRows::Whole(df) => (Cow::Borrowed(*df), Some(ROW_GROUP_ROWS)),
+            FileRows::Rows(df, idx) => (Cow::Owned(df.take(idx)?), Some(ROW_GROUP_ROWS)),
+            FileRows::Empty(df) => (Cow::Owned(df.clear()), Some(ROW_GROUP_ROWS)),
         };
         out.put(path, parquet_bytes_grouped(&part, groups)?)?;
         Ok(part.height() as u64)
