@@ -55,6 +55,28 @@ pub fn parquet_bytes_grouped(df: &DataFrame, row_group_rows: Option<usize>) -> R
     Ok(Bytes::from(buf.into_inner()))
 }
 
+/// `df` with each string column whose values point into buffers much bigger than the values
+/// themselves (a gather from a shared series, like the tables' touch JSON) copied compact.
+/// Polars' Parquet writer sizes its pages by a column's buffers, so such a column would be
+/// cut into many tiny pages (slow to write, poorly compressed); compacting it just before
+/// writing keeps one table's copy alive at a time. The values are the same.
+pub fn compact_strings(df: &DataFrame) -> Result<Cow<'_, DataFrame>> {
+    let mut out: Option<DataFrame> = None;
+    for c in df.columns() {
+        let Ok(ca) = c.str() else { continue };
+        let (bytes, buffers) = ca.downcast_iter().fold((0usize, 0usize), |(b, f), arr| {
+            (b + arr.total_bytes_len(), f + arr.total_buffer_len())
+        });
+        if buffers > 2 * bytes + (1 << 20) {
+            let compact: StringChunked = ca.iter().collect();
+            let compact = compact.with_name(c.name().clone()).into_column();
+            out.get_or_insert_with(|| df.clone())
+                .replace(c.name().as_str(), compact)?;
+        }
+    }
+    Ok(out.map_or(Cow::Borrowed(df), Cow::Owned))
+}
+
 /// Remove whatever an earlier attempt left under the run's folder: marker first.
 pub fn clear_run(out: &Lake, date: NaiveDate) -> Result<()> {
     let prefix = run_prefix(date);
@@ -132,8 +154,11 @@ pub fn write_tables(
     }
     let write = |path: &str, rows: &FileRows<'_>| -> Result<u64> {
         let (part, groups) = match rows {
-            FileRows::Whole(df) => (Cow::Borrowed(*df), Some(ROW_GROUP_ROWS)),
-            FileRows::Rows(df, idx) => (Cow::Owned(df.take(idx)?), Some(ROW_GROUP_ROWS)),
+            FileRows::Whole(df) => (compact_strings(df)?, Some(ROW_GROUP_ROWS)),
+            FileRows::Rows(df, idx) => (
+                Cow::Owned(compact_strings(&df.take(idx)?)?.into_owned()),
+                Some(ROW_GROUP_ROWS),
+            ),
             FileRows::Empty(df) => (Cow::Owned(df.clear()), Some(ROW_GROUP_ROWS)),
         };
         out.put(path, parquet_bytes_grouped(&part, groups)?)?;
@@ -363,4 +388,47 @@ pub fn commit(out: &Lake, date: NaiveDate, manifest: &Manifest) -> Result<()> {
         out.put("latest", Bytes::from(format!("{day}\n")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffers(df: &DataFrame, name: &str) -> usize {
+        let ca = df.column(name).unwrap().str().unwrap().clone();
+        ca.downcast_iter().map(|a| a.total_buffer_len()).sum()
+    }
+
+    #[test]
+    fn gathered_strings_are_written_compact_and_unchanged() {
+        // A few rows gathered from a big shared series point into all of its buffers.
+        let big: Series = Series::new(
+            "json".into(),
+            (0..20_000)
+                .map(|i| {
+                    format!(
+                        "{{\"utm_source\":\"source-{i:08}\",\"pad\":\"{}\"}}",
+                        "x".repeat(100)
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        let idx = IdxCa::from_vec("i".into(), vec![3, 17_000, 42]);
+        let df = DataFrame::new(
+            3,
+            vec![
+                big.take(&idx).unwrap().into(),
+                Column::new("id".into(), vec!["a", "b", "c"]),
+            ],
+        )
+        .unwrap();
+        assert!(buffers(&df, "json") > 1 << 20);
+        let compact = compact_strings(&df).unwrap();
+        assert!(matches!(compact, Cow::Owned(_)));
+        assert!(compact.equals_missing(&df));
+        assert!(buffers(&compact, "json") < 1_000);
+        // Nothing to compact: the frame itself, uncopied.
+        let small = df.select(["id"]).unwrap();
+        assert!(matches!(compact_strings(&small).unwrap(), Cow::Borrowed(_)));
+    }
 }

@@ -175,23 +175,26 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let json_rows = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?;
+    // The JSON of every touch a table shows, once; each table's column is a gather from it
+    // (views into one buffer: up to four tables show one touch, and the text is the biggest
+    // part of them). `publish` writes such columns compacted, one table at a time.
+    let json_all: StringChunked = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?
+        .iter()
+        .map(|s| Some(s.as_str()))
+        .collect();
+    let json_all = json_all.into_series();
     log("touch JSON");
-    // Each table's JSON column is built from `json_rows` directly (one copy of the text, no
-    // String clones). Not a gather of one shared JSON series: views into one big buffer made
-    // the Parquet writer many times slower on these columns.
     let json_of = |rows: &[u32], name: &str| -> Result<Series> {
-        let ca: StringChunked = rows
+        let idx: Vec<u32> = rows
             .iter()
             .map(|&r| {
                 if r == NONE {
-                    return None;
+                    return NONE;
                 }
-                let i = wanted.binary_search(&r).ok()?;
-                Some(json_rows[i].as_str())
+                wanted.binary_search(&r).map_or(NONE, |i| i as u32)
             })
             .collect();
-        Ok(ca.with_name(name.into()).into_series())
+        gather(&json_all, &idx, name)
     };
     let ts_of = |row: u32| (row != NONE).then(|| touch_ts[row as usize]);
 
