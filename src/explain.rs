@@ -1318,14 +1318,11 @@ mod tests {
 
     /// A `journeys`-like file sorted by person in row groups of 100 rows: 50 persons of 60
     /// rows each, so a person spans one or two row groups.
-    fn lake_with_sorted_file() -> (Lake, NaiveDate, u64) {
-        let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
-        let n = 3_000;
-        let person: Vec<String> = (0..n).map(|i| format!("p{:03}", i / 60)).collect();
-        let step: Vec<u32> = (0..n).map(|i| (i % 60) as u32 + 1).collect();
-        // Hard to compress, so the file is large next to its footer (as journeys files are).
+    /// `n` values that are hard to compress, so a file is large next to its footer (as
+    /// journeys files are).
+    fn payload(n: usize) -> Vec<String> {
         let mut x = 88172645463325252u64;
-        let payload: Vec<String> = (0..n)
+        (0..n)
             .map(|_| {
                 (0..16)
                     .map(|_| {
@@ -1336,7 +1333,15 @@ mod tests {
                     })
                     .collect()
             })
-            .collect();
+            .collect()
+    }
+
+    fn lake_with_sorted_file() -> (Lake, NaiveDate, u64) {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let n = 3_000;
+        let person: Vec<String> = (0..n).map(|i| format!("p{:03}", i / 60)).collect();
+        let step: Vec<u32> = (0..n).map(|i| (i % 60) as u32 + 1).collect();
+        let payload = payload(n);
         let df = DataFrame::new(
             n,
             vec![
@@ -1376,19 +1381,7 @@ mod tests {
             .iter()
             .map(|p| p.starts_with('u').then(|| p.clone()))
             .collect();
-        let mut x = 88172645463325252u64;
-        let payload: Vec<String> = (0..n)
-            .map(|_| {
-                (0..16)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        format!("{x:016x}")
-                    })
-                    .collect()
-            })
-            .collect();
+        let payload = payload(n);
         let df = DataFrame::new(
             n,
             vec![

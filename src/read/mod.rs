@@ -923,17 +923,9 @@ fn read_events(
         ])
         .collect()?;
     df.with_column(kept.clone().with_name(KEPT_COL.into()).into_column())?;
-    let count_kept = |df: &DataFrame, e: Expr| -> Result<u64> {
-        let n = df
-            .clone()
-            .lazy()
-            .select([e
-                .fill_null(lit(false))
-                .and(col(KEPT_COL))
-                .cast(DataType::UInt64)
-                .sum()
-                .alias("n")])
-            .collect()?;
+    // Sum of a UInt64 expression over the rows.
+    let total = |df: &DataFrame, e: Expr| -> Result<u64> {
+        let n = df.clone().lazy().select([e.sum().alias("n")]).collect()?;
         Ok(n.column("n")?
             .as_materialized_series()
             .cast(&DataType::UInt64)?
@@ -941,20 +933,18 @@ fn read_events(
             .get(0)
             .unwrap_or(0))
     };
-    let cleaned = |raw: &str, clean: &str| col(raw).is_not_null().and(col(clean).is_null());
-    // Ids, not rows: a row may have several junk ids.
-    st.junk_ids = {
-        let mut total = 0;
-        for (raw, clean) in [
-            ("_raw_anon", "anon_id"),
-            ("raw_user_id", "user_id"),
-            ("_raw_prev", "previous_id"),
-            ("_raw_org", "org_id"),
-        ] {
-            total += count_kept(&df, cleaned(raw, clean))?;
-        }
-        total
+    // Ids, not rows: a row may have several junk ids (summed per row, then over the rows kept).
+    let cleaned = |raw: &str, clean: &str| {
+        col(raw)
+            .is_not_null()
+            .and(col(clean).is_null())
+            .cast(DataType::UInt64)
     };
+    let per_row = cleaned("_raw_anon", "anon_id")
+        + cleaned("raw_user_id", "user_id")
+        + cleaned("_raw_prev", "previous_id")
+        + cleaned("_raw_org", "org_id");
+    st.junk_ids = total(&df, when(col(KEPT_COL)).then(per_row).otherwise(lit(0u64)))?;
     let df = df.drop_many(["_raw_anon", "_raw_prev", "_raw_org"]);
     log("ids cleaned");
 
@@ -963,7 +953,10 @@ fn read_events(
     let is_org = col("user_id")
         .is_in(lit(org_series).implode(true), false)
         .fill_null(lit(false));
-    st.org_ids_in_user_id = Some(count_kept(&df, is_org.clone())?);
+    st.org_ids_in_user_id = Some(total(
+        &df,
+        is_org.clone().and(col(KEPT_COL)).cast(DataType::UInt64),
+    )?);
     let df = if st.org_ids_in_user_id == Some(0) {
         df
     } else {
@@ -1174,17 +1167,9 @@ pub fn raw_event_ids(lake: &Lake, date: NaiveDate, keep: Expr) -> Result<(DataFr
         "previous_id",
         "org_id",
     ];
-    let spec: Vec<ColumnSpec> = schema::EVENTS
-        .iter()
-        .filter(|c| names.contains(&c.name))
-        .copied()
-        .collect();
-    let files = list_files(lake, "events", Some(date))?;
-    let mut frames = Vec::new();
-    for (path, dt) in &files {
-        let df = schema::read_file(lake.get(path)?, path, dt, &spec, false, &[])?;
+    raw_ids(lake, "events", date, &names, |df| {
         let (df, _) = privacy::pseudonymize_ids(df, EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
-        let df = df
+        Ok(df
             .lazy()
             .with_column(strip_event_id())
             .with_columns([
@@ -1210,32 +1195,17 @@ pub fn raw_event_ids(lake: &Lake, date: NaiveDate, keep: Expr) -> Result<(DataFr
                 col("user_id"),
                 col("early_reason"),
             ])
-            .filter(keep.clone())
-            .collect()?;
-        frames.push(df);
-    }
-    let df = match frames.len() {
-        0 => DataFrame::empty(),
-        _ => polars::functions::concat_df_diagonal(&frames)?,
-    };
-    Ok((df, files.len()))
+            .filter(keep.clone()))
+    })
 }
 
 /// The `anon_id` of the raw touches of a run (files with `dt <= date`), cleaned as the read
 /// stage cleans it, for the rows matching `keep`. Columns out: `source` (`touches`), `file`,
 /// `dt`, `row`, `row_key` (`row N`, the `quarantine` key of a touch), `ts`, `anon_id`.
 pub fn raw_touch_ids(lake: &Lake, date: NaiveDate, keep: Expr) -> Result<(DataFrame, usize)> {
-    let spec: Vec<ColumnSpec> = schema::TOUCHES
-        .iter()
-        .filter(|c| ["anon_id", "ts"].contains(&c.name))
-        .copied()
-        .collect();
-    let files = list_files(lake, "touches", Some(date))?;
-    let mut frames = Vec::new();
-    for (path, dt) in &files {
-        let df = schema::read_file(lake.get(path)?, path, dt, &spec, false, &[])?;
+    raw_ids(lake, "touches", date, &["anon_id", "ts"], |df| {
         let (df, _) = privacy::pseudonymize_ids(df, &["anon_id"], MAX_ID_CHARS)?;
-        let df = df
+        Ok(df
             .lazy()
             .with_column(row_key_expr(false).alias("row_key"))
             .with_column(clean_id("anon_id"))
@@ -1248,9 +1218,34 @@ pub fn raw_touch_ids(lake: &Lake, date: NaiveDate, keep: Expr) -> Result<(DataFr
                 col("ts"),
                 col("anon_id"),
             ])
-            .filter(keep.clone())
-            .collect()?;
-        frames.push(df);
+            .filter(keep.clone()))
+    })
+}
+
+/// The columns `names` of each raw file of `source` with `dt <= date` (checked against the
+/// contract like the run checks them), through `rows`, put together; and the number of files.
+fn raw_ids(
+    lake: &Lake,
+    source: &str,
+    date: NaiveDate,
+    names: &[&str],
+    rows: impl Fn(DataFrame) -> Result<LazyFrame>,
+) -> Result<(DataFrame, usize)> {
+    let all = if source == "events" {
+        schema::EVENTS
+    } else {
+        schema::TOUCHES
+    };
+    let spec: Vec<ColumnSpec> = all
+        .iter()
+        .filter(|c| names.contains(&c.name))
+        .copied()
+        .collect();
+    let files = list_files(lake, source, Some(date))?;
+    let mut frames = Vec::new();
+    for (path, dt) in &files {
+        let df = schema::read_file(lake.get(path)?, path, dt, &spec, false, &[])?;
+        frames.push(rows(df)?.collect()?);
     }
     let df = match frames.len() {
         0 => DataFrame::empty(),

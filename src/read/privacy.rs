@@ -135,28 +135,6 @@ pub fn redact_emails(s: &str) -> String {
     EMAIL.replace_all(s, REDACTED).into_owned()
 }
 
-/// The column form of [`redact_text`] (`all_rules`) or [`redact_emails`]: the same patterns, in
-/// the same order, applied by polars.
-pub fn redact_expr(name: &str, all_rules: bool) -> Expr {
-    redact_expr_with(name, &[all_rules, true, all_rules, all_rules, all_rules])
-}
-
-/// [`redact_expr`] with the rules of [`TEXT_RULES`] whose flag in `use_rule` is set.
-fn redact_expr_with(name: &str, use_rule: &[bool; 5]) -> Expr {
-    let mut e = col(name);
-    for ((pat, with, all), used) in TEXT_RULES.into_iter().zip(use_rule) {
-        if !used {
-            continue;
-        }
-        e = if all {
-            e.str().replace_all(lit(pat), lit(with), false)
-        } else {
-            e.str().replace(lit(pat), lit(with), false)
-        };
-    }
-    e.alias(name)
-}
-
 /// Whether an id (trimmed) is personal data: it holds an email address or is a `+` phone number.
 pub fn is_personal_id(id: &str) -> bool {
     let t = id.trim();

@@ -178,11 +178,7 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
     // The JSON of every touch a table shows, once; each table's column is a gather from it
     // (views into one buffer: up to four tables show one touch, and the text is the biggest
     // part of them). `publish` writes such columns compacted, one table at a time.
-    let json_all: StringChunked = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?
-        .iter()
-        .map(|s| Some(s.as_str()))
-        .collect();
-    let json_all = json_all.into_series();
+    let json_all = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?.into_series();
     log("touch JSON");
     let json_of = |rows: &[u32], name: &str| -> Result<Series> {
         let idx: Vec<u32> = rows

@@ -114,7 +114,7 @@ pub fn counting(touches: &DataFrame, extra_keys: &[String]) -> Result<BooleanChu
 
 /// Render touches `rows` of `touches` as JSON objects (keys sorted): `ts` as RFC 3339 UTC and
 /// every non-empty string column (contract columns and extra keys).
-pub fn to_json(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Result<Vec<String>> {
+pub fn to_json(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Result<StringChunked> {
     let mut names: Vec<&str> = TOUCHES
         .iter()
         .map(|c| c.name)
@@ -146,7 +146,7 @@ pub fn to_json(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Resu
         .into_iter()
         .map(|(n, sources)| Ok((serde_json::to_string(&n)?, sources)))
         .collect::<Result<_>>()?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut out = StringChunkedBuilder::new("json".into(), rows.len());
     let mut buf: Vec<u8> = Vec::new();
     for i in 0..rows.len() {
         buf.clear();
@@ -172,10 +172,10 @@ pub fn to_json(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Resu
             }
         }
         buf.push(b'}');
-        // A copy of the exact length (the buffer is reused: no capacity slack per row).
-        out.push(String::from_utf8(buf.clone()).unwrap_or_default());
+        // Straight into the column (the buffer is reused: no String per row).
+        out.append_value(std::str::from_utf8(&buf).unwrap_or_default());
     }
-    Ok(out)
+    Ok(out.finish())
 }
 
 /// Microseconds since the epoch as RFC 3339 UTC.
@@ -253,9 +253,11 @@ mod tests {
         }
         let df = DataFrame::new(n, cols).unwrap();
         let rows: Vec<u32> = (0..n as u32).rev().collect();
-        assert_eq!(
-            to_json(&df, &extra, &rows).unwrap(),
-            to_json_by_map(&df, &extra, &rows)
-        );
+        let got: Vec<String> = to_json(&df, &extra, &rows)
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(got, to_json_by_map(&df, &extra, &rows));
     }
 }
