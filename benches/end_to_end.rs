@@ -98,7 +98,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     for (name, df) in tables.by_name() {
         if name == "journeys" {
-            publish::write_partitioned(&output, cfg.date, name, df, &tables.journey_days)?;
+            let reread = read::JourneyColumns::new(
+                &input,
+                &raw.event_files,
+                df.column(read::FIDX_COL)?.u32()?,
+                &tables.journey_days.iter().map(|d| &d.rows).collect::<Vec<_>>(),
+            )?;
+            let finish = |part| stitch::journey_day(part, &reread);
+            let days = publish::Partition {
+                days: &tables.journey_days,
+                finish: Some(&finish),
+            };
+            publish::write_partitioned(&output, cfg.date, name, df, days)?;
         } else {
             publish::write_table(&output, cfg.date, name, df)?;
         }

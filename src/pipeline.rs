@@ -48,6 +48,43 @@ pub fn run_with(
     progress.stage(3, "stitch: journeys and touches");
     let mut tables = stitch::stitch(&raw, &graph, cfg)?;
 
+    // The tables of persons, cookies and users are written now: their touch JSON is the
+    // biggest text of the run, and it is freed before attribution and the exports build
+    // theirs. Nothing is published until `_SUCCESS` (written last, below).
+    let date = cfg.date;
+    publish::clear_run(output, date)?;
+    let (previous, changed, previous_persons) =
+        publish::first_touch_changes(output, date, &tables.persons)?;
+    let early: Vec<(&str, &polars::prelude::DataFrame, Option<publish::Partition<'_>>)> = tables
+        .by_name()
+        .into_iter()
+        .filter(|(name, _)| *name != "journeys")
+        .map(|(name, df)| (name, df, None))
+        .collect();
+    let early_stats = publish::write_tables(output, date, &early)?;
+    let mut outputs: std::collections::BTreeMap<String, publish::TableStat> = early
+        .iter()
+        .map(|(name, _, _)| name.to_string())
+        .zip(early_stats)
+        .collect();
+    drop(early);
+    // The report reads two small columns of them.
+    let report_persons = tables.persons.select(["anon_count"])?;
+    let report_users = tables.user_attribution.select(["first_touch_channel"])?;
+    for df in [
+        &mut tables.identity_map,
+        &mut tables.persons,
+        &mut tables.anon_visitors,
+        &mut tables.user_attribution,
+        &mut tables.refused_unions,
+    ] {
+        *df = polars::prelude::DataFrame::empty();
+    }
+    tracing::info!(
+        peak_rss_mb = crate::progress::peak_rss_mb(),
+        "publish: persons, cookies and users written"
+    );
+
     progress.stage(4, "attribute: channels and models");
     let attribution = attribute_stage(&raw, &graph, &tables, cfg)?;
 
@@ -62,6 +99,7 @@ pub fn run_with(
         touches,
         users,
         quarantine,
+        event_files,
         stats: input_stats,
         ..
     } = raw;
@@ -71,22 +109,22 @@ pub fn run_with(
     tables.touch_channels = polars::prelude::DataFrame::empty();
 
     progress.stage(6, "publish: tables and export files");
-    let date = cfg.date;
-    publish::clear_run(output, date)?;
     let status = exports.status_frame()?;
-    let mut files: Vec<(
-        &str,
-        &polars::prelude::DataFrame,
-        Option<&[stitch::DayRows]>,
-    )> = tables
-        .by_name()
-        .into_iter()
-        .map(|(name, df)| {
-            // By person within each day, so a reader of one person skips most row groups.
-            let days = (name == "journeys").then_some(tables.journey_days.as_slice());
-            (name, df, days)
-        })
-        .collect();
+    // journeys: by person within each day (so a reader of one person skips most row groups),
+    // with the columns not held in memory read again from the raw files, day by day.
+    let reread = read::JourneyColumns::new(
+        input,
+        &event_files,
+        tables.journeys.column(read::FIDX_COL)?.u32()?,
+        &tables.journey_days.iter().map(|d| &d.rows).collect::<Vec<_>>(),
+    )?;
+    let journey_day = |part| stitch::journey_day(part, &reread);
+    let journeys = publish::Partition {
+        days: &tables.journey_days,
+        finish: Some(&journey_day),
+    };
+    let mut files: Vec<(&str, &polars::prelude::DataFrame, Option<publish::Partition<'_>>)> =
+        vec![("journeys", &tables.journeys, Some(journeys))];
     files.extend([
         ("attribution", &attribution.attribution, None),
         ("attribution_summary", &attribution.summary, None),
@@ -94,14 +132,13 @@ pub fn run_with(
         ("quarantine", &quarantine, None),
     ]);
     let stats = publish::write_tables(output, date, &files)?;
-    let outputs: std::collections::BTreeMap<String, publish::TableStat> = files
-        .iter()
-        .map(|(name, _, _)| name.to_string())
-        .zip(stats)
-        .collect();
+    outputs.extend(
+        files
+            .iter()
+            .map(|(name, _, _)| name.to_string())
+            .zip(stats),
+    );
     let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;
-    let (previous, changed, previous_persons) =
-        publish::first_touch_changes(output, date, &tables.persons)?;
 
     progress.stage(7, "publish: report, manifest, _SUCCESS, latest");
     let manifest = Manifest {
@@ -128,8 +165,8 @@ pub fn run_with(
     };
     let html = report::render(&report::ReportInput {
         manifest: &manifest,
-        persons: &tables.persons,
-        user_attribution: &tables.user_attribution,
+        persons: &report_persons,
+        user_attribution: &report_users,
         attribution_summary: &attribution.summary,
         match_keys: &report::MatchKeys::of(&conversions),
         previous_persons,
@@ -152,11 +189,15 @@ pub fn attribute_stage(
     tables: &stitch::Tables,
     cfg: &JobConfig,
 ) -> Result<attribute::Attribution> {
-    let conversions = attribute::conversions_from_events(
-        &raw.events,
-        &graph.event_person,
-        &cfg.events.conversions,
-    )?;
+    let events = raw.conversion_events(&cfg.events.conversions)?;
+    let event_person: Vec<u32> = events
+        .column("_i")?
+        .idx()?
+        .into_no_null_iter()
+        .map(|i| graph.event_person[i as usize])
+        .collect();
+    let conversions =
+        attribute::conversions_from_events(&events, &event_person, &cfg.events.conversions)?;
     let input = attribute::AttributionInput {
         touches: &raw.touches,
         extra_keys: &raw.touch_extra_keys,

@@ -30,15 +30,16 @@ pub fn conversions(
     tables: &Tables,
     conversion_events: &[String],
 ) -> Result<Vec<Conversion>> {
-    let events = &raw.events;
-    let names = Series::new("names".into(), conversion_events.to_vec());
-    let mut ev = events.select([
-        "event_id", "event", "ts", "value", "currency", "order_id", "_fidx", "_row",
-    ])?;
-    ev.with_column(Column::new("person".into(), graph.event_person.clone()))?;
-    // Receipt email, ip, user agent and properties are kept for conversions only, apart.
-    let details = raw.event_details.clone().lazy();
-    let key = || [col(crate::read::FIDX_COL), col("_row")];
+    // Value, currency, order id, receipt email, ip, user agent and properties are kept for
+    // conversions only, apart (joined here).
+    let mut ev = raw.conversion_events(conversion_events)?;
+    let person: Vec<u32> = ev
+        .column("_i")?
+        .idx()?
+        .into_no_null_iter()
+        .map(|i| graph.event_person[i as usize])
+        .collect();
+    ev.with_column(Column::new("person".into(), person))?;
     let person_users = &tables.person_users;
     let oversized: Vec<bool> = graph.persons.iter().map(|p| p.oversized).collect();
     let persons = DataFrame::new(
@@ -77,12 +78,6 @@ pub fn conversions(
     };
     let df = ev
         .lazy()
-        .filter(
-            col("event")
-                .is_in(lit(names).implode(true), false)
-                .fill_null(lit(false)),
-        )
-        .join(details, key(), key(), left())
         .join(persons.lazy(), [col("person")], [col("person")], left())
         .join(users, [col("user_id")], [col("user_id")], left())
         .collect()?;

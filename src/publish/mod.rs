@@ -101,10 +101,21 @@ pub fn write_partitioned(
     date: NaiveDate,
     name: &str,
     df: &DataFrame,
-    days: &[DayRows],
+    days: Partition<'_>,
 ) -> Result<TableStat> {
     let mut stats = write_tables(out, date, &[(name, df, Some(days))])?;
     Ok(stats.remove(0))
+}
+
+/// How a partitioned table is written: its days, and what turns a day's rows of the frame into
+/// the file's columns (`journeys` reads some columns again from the raw lake; see
+/// [`crate::stitch::journey_day`]). Days are encoded in the order given.
+#[derive(Clone, Copy)]
+pub struct Partition<'a> {
+    /// The rows of each file.
+    pub days: &'a [DayRows],
+    /// Applied to each day's rows (and to the empty frame of an empty table) before writing.
+    pub finish: Option<&'a (dyn Fn(DataFrame) -> Result<DataFrame> + Sync)>,
 }
 
 /// One file to write: the rows of a table it holds.
@@ -112,19 +123,19 @@ enum FileRows<'a> {
     /// The whole table.
     Whole(&'a DataFrame),
     /// Some rows of a partitioned table, in [`ROW_GROUP_ROWS`] row groups.
-    Rows(&'a DataFrame, &'a IdxCa),
+    Rows(&'a DataFrame, &'a IdxCa, Partition<'a>),
     /// No rows (the one file of an empty partitioned table).
-    Empty(&'a DataFrame),
+    Empty(&'a DataFrame, Partition<'a>),
 }
 
 /// Write tables: each `(name, frame, None)` as one file like [`write_table`], each
-/// `(name, frame, Some(days))` partitioned like [`write_partitioned`]. The files are encoded
-/// and written by several threads at once (Parquet compression is single-threaded per file);
-/// the stats come back in the order of `tables`.
+/// `(name, frame, Some(partition))` partitioned like [`write_partitioned`]. The files are
+/// encoded and written by several threads at once (Parquet compression is single-threaded per
+/// file); the stats come back in the order of `tables`.
 pub fn write_tables(
     out: &Lake,
     date: NaiveDate,
-    tables: &[(&str, &DataFrame, Option<&[DayRows]>)],
+    tables: &[(&str, &DataFrame, Option<Partition<'_>>)],
 ) -> Result<Vec<TableStat>> {
     let prefix = run_prefix(date);
     let mut jobs: Vec<(usize, String, FileRows<'_>)> = Vec::new();
@@ -135,40 +146,59 @@ pub fn write_tables(
                 format!("{prefix}/{name}/part-00000.parquet"),
                 FileRows::Whole(df),
             )),
-            Some(days) if df.height() == 0 || days.is_empty() => jobs.push((
+            Some(p) if df.height() == 0 || p.days.is_empty() => jobs.push((
                 t,
                 format!(
                     "{prefix}/{name}/dt={}/part-00000.parquet",
                     date.format("%Y-%m-%d")
                 ),
-                FileRows::Empty(df),
+                FileRows::Empty(df, p),
             )),
-            Some(days) => jobs.extend(days.iter().map(|d| {
+            Some(p) => jobs.extend(p.days.iter().map(|d| {
                 (
                     t,
                     format!("{prefix}/{name}/dt={}/part-00000.parquet", d.dt),
-                    FileRows::Rows(df, &d.rows),
+                    FileRows::Rows(df, &d.rows, p),
                 )
             })),
         }
     }
+    let finish = |df: DataFrame, p: &Partition<'_>| match p.finish {
+        Some(f) => f(df),
+        None => Ok(df),
+    };
     let write = |path: &str, rows: &FileRows<'_>| -> Result<u64> {
+        let started = std::time::Instant::now();
         let (part, groups) = match rows {
             FileRows::Whole(df) => (compact_strings(df)?, Some(ROW_GROUP_ROWS)),
-            FileRows::Rows(df, idx) => (
-                Cow::Owned(compact_strings(&df.take(idx)?)?.into_owned()),
+            FileRows::Rows(df, idx, p) => (
+                Cow::Owned(compact_strings(&finish(df.take(idx)?, p)?)?.into_owned()),
                 Some(ROW_GROUP_ROWS),
             ),
-            FileRows::Empty(df) => (Cow::Owned(df.clear()), Some(ROW_GROUP_ROWS)),
+            FileRows::Empty(df, p) => (Cow::Owned(finish(df.clear(), p)?), Some(ROW_GROUP_ROWS)),
         };
-        out.put(path, parquet_bytes_grouped(&part, groups)?)?;
+        let prepared = started.elapsed().as_secs_f64();
+        let bytes = parquet_bytes_grouped(&part, groups)?;
+        let encoded = started.elapsed().as_secs_f64();
+        let size = bytes.len();
+        out.put(path, bytes)?;
+        tracing::debug!(
+            path,
+            rows = part.height(),
+            mb = size / (1 << 20),
+            prepare_s = prepared,
+            encode_s = encoded - prepared,
+            write_s = started.elapsed().as_secs_f64() - encoded,
+            "publish: file written"
+        );
         Ok(part.height() as u64)
     };
-    // Biggest files first, so no thread is left alone with a big one at the end.
+    // Biggest files first, so no thread is left alone with a big one at the end; the days of
+    // a partitioned table count as equal, so they keep their order.
     let size = |rows: &FileRows<'_>| match rows {
         FileRows::Whole(df) => df.estimated_size(),
-        FileRows::Rows(df, idx) => df.estimated_size() / df.height().max(1) * idx.len(),
-        FileRows::Empty(_) => 0,
+        FileRows::Rows(df, _, p) => df.estimated_size() / p.days.len().max(1),
+        FileRows::Empty(..) => 0,
     };
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&j| std::cmp::Reverse(size(&jobs[j].2)));

@@ -6,8 +6,11 @@
 //! row it cannot use, with a reason. Counts reconcile: for each source
 //! `rows_read = rows_used + rows_deduplicated + rows_quarantined`.
 
+mod journeys;
 pub mod privacy;
 pub mod schema;
+
+pub use journeys::{EventFiles, JourneyColumns};
 
 use std::collections::BTreeMap;
 
@@ -106,9 +109,8 @@ pub struct SourceStats {
 pub struct RawLake {
     /// Used events, one row per `event_id`, sorted by `ts`, `seq` (nulls first), `event_id`.
     /// Columns: the contract's (ids cleaned, `ts` as Int64 microseconds UTC) except
-    /// [`EVENT_DETAIL_COLS`] and `tracking_version`, plus `raw_user_id` (the `user_id` as
-    /// read), `_fidx` (the file, an index into the events' `SourceStats::files`) and `_row`
-    /// (the row in that file).
+    /// [`EVENT_DETAIL_COLS`], `tracking_version` and `session_id`, plus `_fidx` (the file, an
+    /// index into the events' `SourceStats::files`) and `_row` (the row in that file).
     pub events: DataFrame,
     /// [`EVENT_DETAIL_COLS`] of the conversion events (named in `[events] conversions`), keyed
     /// by `_fidx` and `_row` like `events`. Rows of every copy read: join on the key.
@@ -121,8 +123,44 @@ pub struct RawLake {
     pub users: DataFrame,
     /// Rows not used: source, file, row_key, reason.
     pub quarantine: DataFrame,
+    /// The event files read, `(path, dt)`, indexed by `_fidx`, and the job's column renames:
+    /// what [`JourneyColumns`] needs to read them again.
+    pub event_files: EventFiles,
     /// Per-source counts, keyed by source name.
     pub stats: BTreeMap<String, SourceStats>,
+}
+
+impl RawLake {
+    /// The used events named in `names` (conversions), in journey order, with their
+    /// [`EVENT_DETAIL_COLS`] and `_i`, their row in [`RawLake::events`]. Columns: `_i`,
+    /// `event_id`, `event`, `ts`, `_fidx`, `_row`, then the details.
+    pub fn conversion_events(&self, names: &[String]) -> Result<DataFrame> {
+        let names = Series::new("names".into(), names.to_vec());
+        let key = || [col(FIDX_COL), col(ROW_COL)];
+        let left = JoinArgs {
+            maintain_order: MaintainOrderJoin::Left,
+            ..JoinArgs::new(JoinType::Left)
+        };
+        Ok(self
+            .events
+            .clone()
+            .lazy()
+            .select([
+                col("event_id"),
+                col("event"),
+                col("ts"),
+                col(FIDX_COL),
+                col(ROW_COL),
+            ])
+            .with_row_index("_i", None)
+            .filter(
+                col("event")
+                    .is_in(lit(names).implode(true), false)
+                    .fill_null(lit(false)),
+            )
+            .join(self.event_details.clone().lazy(), key(), key(), left)
+            .collect()?)
+    }
 }
 
 /// Read the raw lake under `lake` for the run described by `cfg`.
@@ -138,7 +176,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     }
     let (users, s) = read_users(lake, &mut quarantine)?;
     stats.insert("users".to_string(), s);
-    let (events, event_details, s) =
+    let (events, event_details, event_files, s) =
         read_events(lake, cfg, &orgs, memberships.as_ref(), &mut quarantine)?;
     stats.insert("events".to_string(), s);
     let (touches, touch_extra_keys, s) = read_touches(lake, cfg, &mut quarantine)?;
@@ -172,6 +210,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
         touch_extra_keys,
         users,
         quarantine,
+        event_files,
         stats,
     })
 }
@@ -822,11 +861,27 @@ fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceS
 /// Event columns read only by the ad-platform export, and only for conversions: kept for
 /// conversion rows only, in [`RawLake::event_details`], so the run never holds them for every
 /// event (they are over half of an event's bytes).
-pub const EVENT_DETAIL_COLS: [&str; 4] = ["email", "ip", "user_agent", "properties"];
+pub const EVENT_DETAIL_COLS: [&str; 7] = [
+    "email",
+    "ip",
+    "user_agent",
+    "properties",
+    "value",
+    "currency",
+    "order_id",
+];
 
 /// Event columns not used after reading (still part of the content compared between
-/// repeated deliveries).
-const EVENT_UNUSED_COLS: [&str; 1] = ["tracking_version"];
+/// repeated deliveries). `session_id` reaches `journeys` only: it is read again from the raw
+/// files when each day of `journeys` is written ([`JourneyColumns`]).
+const EVENT_UNUSED_COLS: [&str; 2] = ["tracking_version", "session_id"];
+
+/// The columns of `journeys` that come straight from the raw event files and are not held in
+/// memory for every event: [`JourneyColumns`] reads them again, file by file, when each day of
+/// `journeys` is written. `raw_user_id` is the file's `user_id` as the run saw it before
+/// cleaning (personal ids pseudonymized).
+pub const JOURNEY_REREAD_COLS: [&str; 5] =
+    ["raw_user_id", "value", "currency", "order_id", "session_id"];
 
 fn read_events(
     lake: &Lake,
@@ -834,16 +889,8 @@ fn read_events(
     orgs: &[String],
     memberships: Option<&DataFrame>,
     q: &mut Vec<DataFrame>,
-) -> Result<(DataFrame, DataFrame, SourceStats)> {
-    // The job may name other columns for a conversion's value and currency.
-    let renames: Vec<(String, &'static str)> = [
-        (&cfg.attribution.value_column, "value"),
-        (&cfg.attribution.currency_column, "currency"),
-    ]
-    .into_iter()
-    .filter(|(from, to)| from.as_str() != *to)
-    .map(|(from, to)| (from.clone(), to))
-    .collect();
+) -> Result<(DataFrame, DataFrame, EventFiles, SourceStats)> {
+    let renames = event_renames(cfg);
     let conversions = Series::new("conv".into(), cfg.events.conversions.clone());
     let mut st = SourceStats {
         values_too_long: Some(0),
@@ -1058,7 +1105,7 @@ fn read_events(
         .filter(|c| !EVENT_DETAIL_COLS.contains(&c.name) && !EVENT_UNUSED_COLS.contains(&c.name))
         .map(|c| col(c.name))
         .collect();
-    keep.extend([col("raw_user_id"), col(FIDX_COL), col(ROW_COL)]);
+    keep.extend([col(FIDX_COL), col(ROW_COL)]);
     let df = df.lazy().select(keep).collect()?;
     let rows: Vec<IdxSize> = used
         .iter()
@@ -1071,7 +1118,20 @@ fn read_events(
     log("sorted");
     st.rows_used = df.height() as u64;
     st.rows_read = st.files.iter().map(|f| f.rows).sum();
-    Ok((df, event_details, st))
+    let event_files = EventFiles { files, renames };
+    Ok((df, event_details, event_files, st))
+}
+
+/// The job may name other columns for a conversion's value and currency.
+fn event_renames(cfg: &JobConfig) -> Vec<(String, &'static str)> {
+    [
+        (&cfg.attribution.value_column, "value"),
+        (&cfg.attribution.currency_column, "currency"),
+    ]
+    .into_iter()
+    .filter(|(from, to)| from.as_str() != *to)
+    .map(|(from, to)| (from.clone(), to))
+    .collect()
 }
 
 /// The row-local steps of reading one event file: pseudonymize personal ids, quarantine rows

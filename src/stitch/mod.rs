@@ -30,7 +30,8 @@ pub struct Tables {
     pub anon_visitors: DataFrame,
     /// One row per user.
     pub user_attribution: DataFrame,
-    /// One row per used event, in the order of `RawLake::events`.
+    /// One row per used event, in the order of `RawLake::events`: the columns of `journeys`
+    /// held in memory, plus `_fidx` and `_row` (see [`JOURNEY_COLUMNS`]).
     pub journeys: DataFrame,
     /// One row per refused union (an addition beyond the contract, see [`refused_unions`]).
     pub refused_unions: DataFrame,
@@ -419,13 +420,10 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
             col("ts"),
             col("seq"),
             col("event"),
-            col("raw_user_id"),
             col("anon_id"),
             col("org_id"),
-            col("value"),
-            col("currency"),
-            col("order_id"),
-            col("session_id"),
+            col(crate::read::FIDX_COL),
+            col("_row"),
         ])
         .collect()?;
     let mut journeys = journeys;
@@ -451,25 +449,6 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         is_conv.into_series().with_name("is_conversion".into()),
     ))?;
     journeys.with_column(Column::from(Series::new("segment".into(), segment_no)))?;
-    let journeys = journeys.select([
-        "event_id",
-        "ts",
-        "seq",
-        "event",
-        "person_id",
-        "user_id",
-        "raw_user_id",
-        "anon_id",
-        "org_id",
-        "step",
-        "backfilled",
-        "is_conversion",
-        "value",
-        "currency",
-        "order_id",
-        "session_id",
-        "segment",
-    ])?;
 
     log("journeys");
     // user_attribution: one row per user, with the person's facts.
@@ -604,6 +583,36 @@ pub fn refused_unions(
     cols.extend(columns(&a, "")?);
     cols.extend(columns(&b, "other_")?);
     Ok(DataFrame::new(rows.len(), cols)?)
+}
+
+/// The columns of `journeys`, in order. [`Tables::journeys`] holds all of them but
+/// [`crate::read::JOURNEY_REREAD_COLS`] (read again from the raw files when each day is
+/// written) and has `_fidx` and `_row` (where each event was read) instead: see
+/// [`journey_day`].
+pub const JOURNEY_COLUMNS: [&str; 17] = [
+    "event_id",
+    "ts",
+    "seq",
+    "event",
+    "person_id",
+    "user_id",
+    "raw_user_id",
+    "anon_id",
+    "org_id",
+    "step",
+    "backfilled",
+    "is_conversion",
+    "value",
+    "currency",
+    "order_id",
+    "session_id",
+    "segment",
+];
+
+/// One day of `journeys` as published: `part` (rows of [`Tables::journeys`]) with the columns
+/// read again from the raw files by `raw`, in [`JOURNEY_COLUMNS`] order.
+pub fn journey_day(part: DataFrame, raw: &crate::read::JourneyColumns<'_>) -> Result<DataFrame> {
+    Ok(raw.complete(part)?.select(JOURNEY_COLUMNS)?)
 }
 
 /// The rows of one `dt` partition of `journeys`.

@@ -1,0 +1,210 @@
+//! The columns of `journeys` that the run does not hold in memory for every event
+//! ([`JOURNEY_REREAD_COLS`]): read again from the raw event files, one day of `journeys` at a
+//! time, when that day is written.
+//!
+//! The read stage keeps, for all events, only what identity, stitch and the exports use (ids,
+//! times, names, the file and row each event came from). `raw_user_id`, `session_id`, `value`,
+//! `currency` and `order_id` are only shown in `journeys`; at 10M events they were about a
+//! gigabyte held from the first read to the last write. Each is a pure function of its own
+//! row (the file's value, personal ids pseudonymized and runaway values nulled exactly as the
+//! read stage does), so reading it again gives the same value the first read gave.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use polars::prelude::*;
+
+use super::schema::{self, ColumnSpec, ROW_COL};
+use super::{null_values_too_long, privacy, FIDX_COL, JOURNEY_REREAD_COLS, MAX_ID_CHARS};
+use crate::error::{Error, Result};
+use crate::storage::Lake;
+
+/// The event files a run read, `(path, dt)` in read order (`_fidx` is an index into it), and
+/// the job's column renames (`(file column, contract column)`).
+#[derive(Debug, Clone, Default)]
+pub struct EventFiles {
+    /// `(path, dt)` of each file, indexed by `_fidx`.
+    pub files: Vec<(String, String)>,
+    /// The job's renames of `value` and `currency`.
+    pub renames: Vec<(String, &'static str)>,
+}
+
+/// The raw columns read again ([`JOURNEY_REREAD_COLS`] under their file names).
+const SPEC_NAMES: [&str; 5] = ["user_id", "value", "currency", "order_id", "session_id"];
+
+/// Reads the [`JOURNEY_REREAD_COLS`] of given events from the raw files, keeping each file's
+/// columns only until the last day that needs it has been written.
+pub struct JourneyColumns<'a> {
+    lake: &'a Lake,
+    files: &'a EventFiles,
+    spec: Vec<ColumnSpec>,
+    /// Decoded columns of the files in use.
+    cache: Mutex<HashMap<u32, Arc<DataFrame>>>,
+    /// For each file, how many of the days still to be written need it.
+    uses: Vec<AtomicUsize>,
+}
+
+impl<'a> JourneyColumns<'a> {
+    /// A reader for events of `files` under `lake`. `fidx` is the `_fidx` column of the
+    /// events and `days` the rows of each day of `journeys` to be written (so a file's columns
+    /// are dropped once the last day that needs it is written).
+    pub fn new(
+        lake: &'a Lake,
+        files: &'a EventFiles,
+        fidx: &UInt32Chunked,
+        days: &[&IdxCa],
+    ) -> Result<Self> {
+        let uses: Vec<AtomicUsize> = (0..files.files.len()).map(|_| AtomicUsize::new(0)).collect();
+        for rows in days {
+            for f in distinct(&fidx.take(*rows)?) {
+                if let Some(u) = uses.get(f as usize) {
+                    u.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let spec = schema::EVENTS
+            .iter()
+            .filter(|c| SPEC_NAMES.contains(&c.name))
+            .copied()
+            .collect();
+        Ok(JourneyColumns {
+            lake,
+            files,
+            spec,
+            cache: Mutex::new(HashMap::new()),
+            uses,
+        })
+    }
+
+    /// `part` (rows of events with `_fidx` and `_row`) with the [`JOURNEY_REREAD_COLS`] of its
+    /// rows added, read from the raw files. Call once per day listed in [`JourneyColumns::new`].
+    pub fn complete(&self, mut part: DataFrame) -> Result<DataFrame> {
+        let started = std::time::Instant::now();
+        let fidx = part.column(FIDX_COL)?.u32()?.clone();
+        let rows = part.column(ROW_COL)?.u32()?.clone();
+        let used = distinct(&fidx);
+        // Each file's rows of `part` taken from it, then the pieces put back in `part`'s order
+        // (a day's events come almost all from its own partition: usually one or two files).
+        let columns = match used.as_slice() {
+            [] => self.empty(),
+            [f] => self.file(*f)?.take(&rows.with_name("idx".into()))?,
+            _ => {
+                let mut pieces = Vec::with_capacity(used.len());
+                let mut order: Vec<IdxSize> = Vec::with_capacity(part.height());
+                for &f in &used {
+                    let mut take: Vec<IdxSize> = Vec::new();
+                    for (i, (pf, r)) in fidx.into_no_null_iter().zip(rows.into_no_null_iter()).enumerate() {
+                        if pf == f {
+                            take.push(r as IdxSize);
+                            order.push(i as IdxSize);
+                        }
+                    }
+                    pieces.push(self.file(f)?.take(&IdxCa::from_vec("idx".into(), take))?);
+                }
+                let stacked = polars::functions::concat_df_diagonal(&pieces)?;
+                drop(pieces);
+                // Row `order[k]` of `part` is row `k` of the stack: invert.
+                let mut back = vec![0 as IdxSize; order.len()];
+                for (k, &i) in order.iter().enumerate() {
+                    back[i as usize] = k as IdxSize;
+                }
+                stacked.take(&IdxCa::from_vec("idx".into(), back))?
+            }
+        };
+        for f in used {
+            self.release(f);
+        }
+        tracing::debug!(
+            rows = part.height(),
+            elapsed_s = started.elapsed().as_secs_f64(),
+            "journeys: columns read again"
+        );
+        for c in JOURNEY_REREAD_COLS {
+            part.with_column(columns.column(c)?.clone())?;
+        }
+        Ok(part)
+    }
+
+    /// The columns of file `f`, decoded once for all the days that need it.
+    fn file(&self, f: u32) -> Result<Arc<DataFrame>> {
+        if let Some(df) = self.cache.lock().map_err(poisoned)?.get(&f) {
+            return Ok(df.clone());
+        }
+        let (path, dt) = self
+            .files
+            .files
+            .get(f as usize)
+            .ok_or_else(|| Error::Internal(format!("no event file number {f}")))?;
+        let df = schema::read_file(
+            self.lake.get(path)?,
+            path,
+            dt,
+            &self.spec,
+            false,
+            &self.files.renames,
+        )?;
+        let df = self.clean(df)?;
+        tracing::debug!(file = %path, rows = df.height(), "journeys: file read again");
+        let df = Arc::new(df);
+        self.cache
+            .lock()
+            .map_err(poisoned)?
+            .entry(f)
+            .or_insert_with(|| df.clone());
+        Ok(df)
+    }
+
+    /// The read stage's row-local cleaning of these columns, in the same order: personal ids
+    /// pseudonymized, then runaway values nulled; `user_id` as read is `raw_user_id`.
+    fn clean(&self, df: DataFrame) -> Result<DataFrame> {
+        let (df, _) =
+            privacy::pseudonymize_ids(df, super::EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
+        let (df, _) = null_values_too_long(df, super::EVENT_IDS)?;
+        let mut df = df.select(SPEC_NAMES)?;
+        df.rename("user_id", "raw_user_id".into())?;
+        Ok(df)
+    }
+
+    /// No rows, the columns' types.
+    fn empty(&self) -> DataFrame {
+        let cols = JOURNEY_REREAD_COLS
+            .iter()
+            .map(|&c| {
+                let dtype = if c == "value" {
+                    DataType::Float64
+                } else {
+                    DataType::String
+                };
+                Column::new_empty(c.into(), &dtype)
+            })
+            .collect();
+        DataFrame::new(0, cols).expect("columns of equal length")
+    }
+
+    /// One day that needed file `f` is written: drop its columns after the last.
+    fn release(&self, f: u32) {
+        let Some(u) = self.uses.get(f as usize) else {
+            return;
+        };
+        let before = u
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)))
+            .unwrap_or(0);
+        if before <= 1 {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.remove(&f);
+            }
+        }
+    }
+}
+
+fn distinct(fidx: &UInt32Chunked) -> Vec<u32> {
+    let mut seen: Vec<u32> = fidx.into_no_null_iter().collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
+    Error::Internal("a journeys writer thread panicked".into())
+}
