@@ -43,7 +43,11 @@ pub fn run_with(
     reconcile(&raw)?;
 
     progress.stage(2, "identity: segments and persons");
+    let mut raw = raw;
     let graph = identity::build(&raw, cfg)?;
+    // The events' user and previous ids are read by the identity graph only (journeys show the
+    // resolved user, and `raw_user_id` is read again from the raw files).
+    raw.events = raw.events.drop_many(["user_id", "previous_id"]);
 
     progress.stage(3, "stitch: journeys and touches");
     let mut tables = stitch::stitch(&raw, &graph, cfg)?;
@@ -53,13 +57,19 @@ pub fn run_with(
     // theirs. Nothing is published until `_SUCCESS` (written last, below).
     let date = cfg.date;
     publish::clear_run(output, date)?;
-    let (previous, changed, previous_persons) =
-        publish::first_touch_changes(output, date, &tables.persons)?;
-    let early: Vec<(&str, &polars::prelude::DataFrame, Option<publish::Partition<'_>>)> = tables
+    let render = |df| stitch::render_touch_json(df, &raw.touches, &raw.touch_extra_keys);
+    let (previous, changed, previous_persons) = publish::first_touch_changes(output, date, || {
+        render(tables.persons.select(["person_id", "first_touch"])?)
+    })?;
+    let with_json = publish::Files {
+        days: None,
+        finish: Some(&render),
+    };
+    let early: Vec<(&str, &polars::prelude::DataFrame, publish::Files<'_>)> = tables
         .by_name()
         .into_iter()
         .filter(|(name, _)| *name != "journeys")
-        .map(|(name, df)| (name, df, None))
+        .map(|(name, df)| (name, df, with_json))
         .collect();
     let early_stats = publish::write_tables(output, date, &early)?;
     let mut outputs: std::collections::BTreeMap<String, publish::TableStat> = early
@@ -80,6 +90,7 @@ pub fn run_with(
     ] {
         *df = polars::prelude::DataFrame::empty();
     }
+    crate::progress::release_memory();
     tracing::info!(
         peak_rss_mb = crate::progress::peak_rss_mb(),
         "publish: persons, cookies and users written"
@@ -116,28 +127,27 @@ pub fn run_with(
         input,
         &event_files,
         tables.journeys.column(read::FIDX_COL)?.u32()?,
-        &tables.journey_days.iter().map(|d| &d.rows).collect::<Vec<_>>(),
+        &tables
+            .journey_days
+            .iter()
+            .map(|d| &d.rows)
+            .collect::<Vec<_>>(),
     )?;
     let journey_day = |part| stitch::journey_day(part, &reread);
-    let journeys = publish::Partition {
-        days: &tables.journey_days,
+    let journeys = publish::Files {
+        days: Some(&tables.journey_days),
         finish: Some(&journey_day),
     };
-    let mut files: Vec<(&str, &polars::prelude::DataFrame, Option<publish::Partition<'_>>)> =
-        vec![("journeys", &tables.journeys, Some(journeys))];
-    files.extend([
-        ("attribution", &attribution.attribution, None),
-        ("attribution_summary", &attribution.summary, None),
-        ("export_status", &status, None),
-        ("quarantine", &quarantine, None),
-    ]);
+    let whole = publish::Files::default();
+    let files: Vec<(&str, &polars::prelude::DataFrame, publish::Files<'_>)> = vec![
+        ("journeys", &tables.journeys, journeys),
+        ("attribution", &attribution.attribution, whole),
+        ("attribution_summary", &attribution.summary, whole),
+        ("export_status", &status, whole),
+        ("quarantine", &quarantine, whole),
+    ];
     let stats = publish::write_tables(output, date, &files)?;
-    outputs.extend(
-        files
-            .iter()
-            .map(|(name, _, _)| name.to_string())
-            .zip(stats),
-    );
+    outputs.extend(files.iter().map(|(name, _, _)| name.to_string()).zip(stats));
     let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;
 
     progress.stage(7, "publish: report, manifest, _SUCCESS, latest");

@@ -43,8 +43,10 @@ impl Progress {
         }
     }
 
-    /// Enter a stage.
+    /// Enter a stage (the memory the previous one freed is handed back first: see
+    /// [`release_memory`]).
     pub fn stage(&self, n: u64, what: &str) {
+        release_memory();
         match &self.bar {
             Some(bar) => {
                 bar.set_position(n - 1);
@@ -94,6 +96,47 @@ pub fn peak_rss_mb() -> u64 {
         .and_then(|s| {
             s.lines()
                 .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Make the allocator hand freed memory back to the system (glibc only; elsewhere nothing).
+///
+/// A run allocates and frees large column buffers stage after stage. glibc's defaults keep
+/// much of what is freed (per-thread arenas, and a trim threshold that grows with the largest
+/// buffer freed), so the process's resident memory only grew: at 10M events it peaked about
+/// 1.5 GB above what the run held. [`tune_allocator`] (called once, at start) makes glibc give
+/// back freed memory at the top of its heaps at once and keeps big buffers in their own
+/// mappings; this, called between stages, returns the free pages inside the heaps too.
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of the allocator's heaps to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Set the allocator up for a run's large, short-lived buffers (glibc only; see
+/// [`release_memory`]): freed memory at the top of a heap is returned at once
+/// (`M_TRIM_THRESHOLD` 0), which also fixes the threshold above which a buffer gets its own
+/// mapping (returned whole when freed) at glibc's default of 128 KB instead of letting it
+/// grow to 32 MB.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before the run's threads.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 0);
+    }
+}
+
+/// The process's resident memory now, in MB (Linux: `VmRSS`; 0 elsewhere).
+pub fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb / 1024)

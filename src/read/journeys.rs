@@ -55,7 +55,9 @@ impl<'a> JourneyColumns<'a> {
         fidx: &UInt32Chunked,
         days: &[&IdxCa],
     ) -> Result<Self> {
-        let uses: Vec<AtomicUsize> = (0..files.files.len()).map(|_| AtomicUsize::new(0)).collect();
+        let uses: Vec<AtomicUsize> = (0..files.files.len())
+            .map(|_| AtomicUsize::new(0))
+            .collect();
         for rows in days {
             for f in distinct(&fidx.take(*rows)?) {
                 if let Some(u) = uses.get(f as usize) {
@@ -94,7 +96,11 @@ impl<'a> JourneyColumns<'a> {
                 let mut order: Vec<IdxSize> = Vec::with_capacity(part.height());
                 for &f in &used {
                     let mut take: Vec<IdxSize> = Vec::new();
-                    for (i, (pf, r)) in fidx.into_no_null_iter().zip(rows.into_no_null_iter()).enumerate() {
+                    for (i, (pf, r)) in fidx
+                        .into_no_null_iter()
+                        .zip(rows.into_no_null_iter())
+                        .enumerate()
+                    {
                         if pf == f {
                             take.push(r as IdxSize);
                             order.push(i as IdxSize);
@@ -158,8 +164,7 @@ impl<'a> JourneyColumns<'a> {
     /// The read stage's row-local cleaning of these columns, in the same order: personal ids
     /// pseudonymized, then runaway values nulled; `user_id` as read is `raw_user_id`.
     fn clean(&self, df: DataFrame) -> Result<DataFrame> {
-        let (df, _) =
-            privacy::pseudonymize_ids(df, super::EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
+        let (df, _) = privacy::pseudonymize_ids(df, super::EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
         let (df, _) = null_values_too_long(df, super::EVENT_IDS)?;
         let mut df = df.select(SPEC_NAMES)?;
         df.rename("user_id", "raw_user_id".into())?;
@@ -188,7 +193,9 @@ impl<'a> JourneyColumns<'a> {
             return;
         };
         let before = u
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            })
             .unwrap_or(0);
         if before <= 1 {
             if let Ok(mut cache) = self.cache.lock() {

@@ -179,6 +179,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     let (events, event_details, event_files, s) =
         read_events(lake, cfg, &orgs, memberships.as_ref(), &mut quarantine)?;
     stats.insert("events".to_string(), s);
+    crate::progress::release_memory();
     let (touches, touch_extra_keys, s) = read_touches(lake, cfg, &mut quarantine)?;
     stats.insert("touches".to_string(), s);
 
