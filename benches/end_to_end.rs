@@ -96,7 +96,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_attribute = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let render = |df| stitch::render_touch_json(df, &raw.touches, &raw.touch_extra_keys);
     for (name, df) in tables.by_name() {
         if name == "journeys" {
             let reread = read::JourneyColumns::new(
@@ -110,17 +109,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .collect::<Vec<_>>(),
             )?;
             let finish = |part| stitch::journey_day(part, &reread);
-            let days = publish::Files {
-                days: Some(&tables.journey_days),
+            let days = publish::Partition {
+                days: &tables.journey_days,
                 finish: Some(&finish),
             };
             publish::write_partitioned(&output, cfg.date, name, df, days)?;
         } else {
-            let files = publish::Files {
-                days: None,
-                finish: Some(&render),
-            };
-            publish::write_tables(&output, cfg.date, &[(name, df, files)])?;
+            publish::write_table(&output, cfg.date, name, df)?;
         }
     }
     publish::write_table(&output, cfg.date, "attribution", &attribution.attribution)?;

@@ -57,19 +57,17 @@ pub fn run_with(
     // theirs. Nothing is published until `_SUCCESS` (written last, below).
     let date = cfg.date;
     publish::clear_run(output, date)?;
-    let render = |df| stitch::render_touch_json(df, &raw.touches, &raw.touch_extra_keys);
-    let (previous, changed, previous_persons) = publish::first_touch_changes(output, date, || {
-        render(tables.persons.select(["person_id", "first_touch"])?)
-    })?;
-    let with_json = publish::Files {
-        days: None,
-        finish: Some(&render),
-    };
-    let early: Vec<(&str, &polars::prelude::DataFrame, publish::Files<'_>)> = tables
+    let (previous, changed, previous_persons) =
+        publish::first_touch_changes(output, date, &tables.persons)?;
+    let early: Vec<(
+        &str,
+        &polars::prelude::DataFrame,
+        Option<publish::Partition<'_>>,
+    )> = tables
         .by_name()
         .into_iter()
         .filter(|(name, _)| *name != "journeys")
-        .map(|(name, df)| (name, df, with_json))
+        .map(|(name, df)| (name, df, None))
         .collect();
     let early_stats = publish::write_tables(output, date, &early)?;
     let mut outputs: std::collections::BTreeMap<String, publish::TableStat> = early
@@ -134,18 +132,21 @@ pub fn run_with(
             .collect::<Vec<_>>(),
     )?;
     let journey_day = |part| stitch::journey_day(part, &reread);
-    let journeys = publish::Files {
-        days: Some(&tables.journey_days),
+    let journeys = publish::Partition {
+        days: &tables.journey_days,
         finish: Some(&journey_day),
     };
-    let whole = publish::Files::default();
-    let files: Vec<(&str, &polars::prelude::DataFrame, publish::Files<'_>)> = vec![
-        ("journeys", &tables.journeys, journeys),
-        ("attribution", &attribution.attribution, whole),
-        ("attribution_summary", &attribution.summary, whole),
-        ("export_status", &status, whole),
-        ("quarantine", &quarantine, whole),
-    ];
+    let mut files: Vec<(
+        &str,
+        &polars::prelude::DataFrame,
+        Option<publish::Partition<'_>>,
+    )> = vec![("journeys", &tables.journeys, Some(journeys))];
+    files.extend([
+        ("attribution", &attribution.attribution, None),
+        ("attribution_summary", &attribution.summary, None),
+        ("export_status", &status, None),
+        ("quarantine", &quarantine, None),
+    ]);
     let stats = publish::write_tables(output, date, &files)?;
     outputs.extend(files.iter().map(|(name, _, _)| name.to_string()).zip(stats));
     let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;

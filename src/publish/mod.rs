@@ -7,6 +7,7 @@
 
 pub mod manifest;
 
+use std::borrow::Cow;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -54,6 +55,28 @@ pub fn parquet_bytes_grouped(df: &DataFrame, row_group_rows: Option<usize>) -> R
     Ok(Bytes::from(buf.into_inner()))
 }
 
+/// `df` with each string column whose values point into buffers much bigger than the values
+/// themselves (a gather from a shared series, like the tables' touch JSON) copied compact.
+/// Polars' Parquet writer sizes its pages by a column's buffers, so such a column would be
+/// cut into many tiny pages (slow to write, poorly compressed); compacting it just before
+/// writing keeps one table's copy alive at a time. The values are the same.
+pub fn compact_strings(df: &DataFrame) -> Result<Cow<'_, DataFrame>> {
+    let mut out: Option<DataFrame> = None;
+    for c in df.columns() {
+        let Ok(ca) = c.str() else { continue };
+        let (bytes, buffers) = ca.downcast_iter().fold((0usize, 0usize), |(b, f), arr| {
+            (b + arr.total_bytes_len(), f + arr.total_buffer_len())
+        });
+        if buffers > 2 * bytes + (1 << 20) {
+            let compact: StringChunked = ca.iter().collect();
+            let compact = compact.with_name(c.name().clone()).into_column();
+            out.get_or_insert_with(|| df.clone())
+                .replace(c.name().as_str(), compact)?;
+        }
+    }
+    Ok(out.map_or(Cow::Borrowed(df), Cow::Owned))
+}
+
 /// Remove whatever an earlier attempt left under the run's folder: marker first.
 pub fn clear_run(out: &Lake, date: NaiveDate) -> Result<()> {
     let prefix = run_prefix(date);
@@ -64,13 +87,13 @@ pub fn clear_run(out: &Lake, date: NaiveDate) -> Result<()> {
 
 /// Write one table as `runs/<date>/<name>/part-00000.parquet`.
 pub fn write_table(out: &Lake, date: NaiveDate, name: &str, df: &DataFrame) -> Result<TableStat> {
-    let mut stats = write_tables(out, date, &[(name, df, Files::default())])?;
+    let mut stats = write_tables(out, date, &[(name, df, None)])?;
     Ok(stats.remove(0))
 }
 
 /// Write a table partitioned by day as `<name>/dt=YYYY-MM-DD/part-00000.parquet` (the day
-/// lives in the folder name only): each of `files.days` is one file of its rows of `df`, in
-/// their order. Only the days being encoded are copied. An empty table still gets one (empty)
+/// lives in the folder name only): each of `days` is one file of its rows of `df`, in their
+/// order. Only the days being encoded are copied. An empty table still gets one (empty)
 /// file, under the run date's partition, so a reader's glob never fails. Files are written in
 /// row groups of [`ROW_GROUP_ROWS`]; order each day's rows by the key readers filter on.
 pub fn write_partitioned(
@@ -78,159 +101,103 @@ pub fn write_partitioned(
     date: NaiveDate,
     name: &str,
     df: &DataFrame,
-    files: Files<'_>,
+    days: Partition<'_>,
 ) -> Result<TableStat> {
-    let mut stats = write_tables(out, date, &[(name, df, files)])?;
+    let mut stats = write_tables(out, date, &[(name, df, Some(days))])?;
     Ok(stats.remove(0))
 }
 
-/// What turns rows of a table's frame into the columns written (`journeys` reads some columns
-/// again from the raw lake, see [`crate::stitch::journey_day`]; the touch JSON of `persons`,
-/// `anon_visitors` and `user_attribution` is rendered, see
-/// [`crate::stitch::render_touch_json`]).
-pub type Finish<'a> = &'a (dyn Fn(DataFrame) -> Result<DataFrame> + Sync);
-
-/// How a table is written.
-#[derive(Clone, Copy, Default)]
-pub struct Files<'a> {
-    /// Partitioned by day: the rows of each file, encoded in this order. `None`: one file.
-    pub days: Option<&'a [DayRows]>,
-    /// Applied before encoding to each day's rows (partitioned), to each row group's rows (one
-    /// file: the finished columns are never held for the whole table), and to the empty frame
-    /// of an empty table.
-    pub finish: Option<Finish<'a>>,
+/// How a partitioned table is written: its days, and what turns a day's rows of the frame into
+/// the file's columns (`journeys` reads some columns again from the raw lake; see
+/// [`crate::stitch::journey_day`]). Days are encoded in the order given.
+#[derive(Clone, Copy)]
+pub struct Partition<'a> {
+    /// The rows of each file.
+    pub days: &'a [DayRows],
+    /// Applied to each day's rows (and to the empty frame of an empty table) before writing.
+    pub finish: Option<&'a (dyn Fn(DataFrame) -> Result<DataFrame> + Sync)>,
 }
 
 /// One file to write: the rows of a table it holds.
 enum FileRows<'a> {
     /// The whole table.
-    Whole(&'a DataFrame, Files<'a>),
+    Whole(&'a DataFrame),
     /// Some rows of a partitioned table, in [`ROW_GROUP_ROWS`] row groups.
-    Rows(&'a DataFrame, &'a IdxCa, Files<'a>),
+    Rows(&'a DataFrame, &'a IdxCa, Partition<'a>),
     /// No rows (the one file of an empty partitioned table).
-    Empty(&'a DataFrame, Files<'a>),
+    Empty(&'a DataFrame, Partition<'a>),
 }
 
-/// `df` put through `finish`, if any.
-fn finished(df: DataFrame, finish: Option<Finish<'_>>) -> Result<DataFrame> {
-    match finish {
-        Some(f) => f(df),
-        None => Ok(df),
-    }
-}
-
-/// Encode a whole table, finishing and encoding one row group at a time.
-fn parquet_bytes_finished(df: &DataFrame, finish: Finish<'_>) -> Result<Bytes> {
-    let mut buf = Cursor::new(Vec::new());
-    let mut writer: Option<polars::io::parquet::write::BatchedWriter<&mut Cursor<Vec<u8>>>> = None;
-    let mut offset = 0usize;
-    loop {
-        let n = ROW_GROUP_ROWS.min(df.height() - offset);
-        let mut group = finish(df.slice(offset as i64, n))?;
-        group.rechunk_mut();
-        if writer.is_none() {
-            writer = Some(
-                ParquetWriter::new(&mut buf)
-                    .with_compression(ParquetCompression::Zstd(Some(
-                        polars_parquet::write::ZstdLevel::try_new(1)?,
-                    )))
-                    .batched(group.schema())?,
-            );
-        }
-        if let Some(w) = writer.as_mut() {
-            w.write_batch(&group)?;
-        }
-        offset += n;
-        if offset >= df.height() {
-            break;
-        }
-    }
-    if let Some(w) = writer {
-        w.finish()?;
-    }
-    Ok(Bytes::from(buf.into_inner()))
-}
-
-/// Write tables: each `(name, frame, files)` as one file like [`write_table`] or, with
-/// `files.days`, partitioned like [`write_partitioned`]. The files are encoded and written by
-/// several threads at once (Parquet compression is single-threaded per file); the stats come
-/// back in the order of `tables`.
+/// Write tables: each `(name, frame, None)` as one file like [`write_table`], each
+/// `(name, frame, Some(partition))` partitioned like [`write_partitioned`]. The files are
+/// encoded and written by several threads at once (Parquet compression is single-threaded per
+/// file); the stats come back in the order of `tables`.
 pub fn write_tables(
     out: &Lake,
     date: NaiveDate,
-    tables: &[(&str, &DataFrame, Files<'_>)],
+    tables: &[(&str, &DataFrame, Option<Partition<'_>>)],
 ) -> Result<Vec<TableStat>> {
     let prefix = run_prefix(date);
     let mut jobs: Vec<(usize, String, FileRows<'_>)> = Vec::new();
-    for (t, &(name, df, files)) in tables.iter().enumerate() {
-        match files.days {
+    for (t, &(name, df, days)) in tables.iter().enumerate() {
+        match days {
             None => jobs.push((
                 t,
                 format!("{prefix}/{name}/part-00000.parquet"),
-                FileRows::Whole(df, files),
+                FileRows::Whole(df),
             )),
-            Some(days) if df.height() == 0 || days.is_empty() => jobs.push((
+            Some(p) if df.height() == 0 || p.days.is_empty() => jobs.push((
                 t,
                 format!(
                     "{prefix}/{name}/dt={}/part-00000.parquet",
                     date.format("%Y-%m-%d")
                 ),
-                FileRows::Empty(df, files),
+                FileRows::Empty(df, p),
             )),
-            Some(days) => jobs.extend(days.iter().map(|d| {
+            Some(p) => jobs.extend(p.days.iter().map(|d| {
                 (
                     t,
                     format!("{prefix}/{name}/dt={}/part-00000.parquet", d.dt),
-                    FileRows::Rows(df, &d.rows, files),
+                    FileRows::Rows(df, &d.rows, p),
                 )
             })),
         }
     }
+    let finish = |df: DataFrame, p: &Partition<'_>| match p.finish {
+        Some(f) => f(df),
+        None => Ok(df),
+    };
     let write = |path: &str, rows: &FileRows<'_>| -> Result<u64> {
         let started = std::time::Instant::now();
-        let (bytes, height) = match rows {
-            FileRows::Whole(df, f) => match f.finish {
-                Some(finish) if df.height() > 0 => {
-                    (parquet_bytes_finished(df, finish)?, df.height())
-                }
-                _ => {
-                    let df = finished((*df).clone(), f.finish)?;
-                    (
-                        parquet_bytes_grouped(&df, Some(ROW_GROUP_ROWS))?,
-                        df.height(),
-                    )
-                }
-            },
-            FileRows::Rows(df, idx, f) => {
-                let part = finished(df.take(idx)?, f.finish)?;
-                (
-                    parquet_bytes_grouped(&part, Some(ROW_GROUP_ROWS))?,
-                    part.height(),
-                )
-            }
-            FileRows::Empty(df, f) => {
-                let part = finished(df.clear(), f.finish)?;
-                (parquet_bytes_grouped(&part, Some(ROW_GROUP_ROWS))?, 0)
-            }
+        let (part, groups) = match rows {
+            FileRows::Whole(df) => (compact_strings(df)?, Some(ROW_GROUP_ROWS)),
+            FileRows::Rows(df, idx, p) => (
+                Cow::Owned(compact_strings(&finish(df.take(idx)?, p)?)?.into_owned()),
+                Some(ROW_GROUP_ROWS),
+            ),
+            FileRows::Empty(df, p) => (Cow::Owned(finish(df.clear(), p)?), Some(ROW_GROUP_ROWS)),
         };
+        let prepared = started.elapsed().as_secs_f64();
+        let bytes = parquet_bytes_grouped(&part, groups)?;
         let encoded = started.elapsed().as_secs_f64();
         let size = bytes.len();
         out.put(path, bytes)?;
         tracing::debug!(
             path,
-            rows = height,
+            rows = part.height(),
             mb = size / (1 << 20),
-            encode_s = encoded,
+            prepare_s = prepared,
+            encode_s = encoded - prepared,
             write_s = started.elapsed().as_secs_f64() - encoded,
             "publish: file written"
         );
-        Ok(height as u64)
+        Ok(part.height() as u64)
     };
     // Biggest files first, so no thread is left alone with a big one at the end; the days of
     // a partitioned table count as equal, so they keep their order.
     let size = |rows: &FileRows<'_>| match rows {
-        FileRows::Whole(df, _) => df.estimated_size(),
-        FileRows::Rows(df, _, f) => df.estimated_size() / f.days.map_or(1, |d| d.len().max(1)),
+        FileRows::Whole(df) => df.estimated_size(),
+        FileRows::Rows(df, _, p) => df.estimated_size() / p.days.len().max(1),
         FileRows::Empty(..) => 0,
     };
     let mut order: Vec<usize> = (0..jobs.len()).collect();
@@ -310,12 +277,11 @@ pub fn read_table(out: &Lake, date: NaiveDate, name: &str) -> Result<Option<Data
 }
 
 /// The previous published run, how many of its persons had a first touch that is now
-/// different, and how many persons it had. `persons` gives this run's `person_id` and
-/// `first_touch` (JSON), called only if there is a previous run to compare with.
+/// different, and how many persons it had.
 pub fn first_touch_changes(
     out: &Lake,
     date: NaiveDate,
-    persons: impl FnOnce() -> Result<DataFrame>,
+    persons: &DataFrame,
 ) -> Result<(Option<NaiveDate>, Option<u64>, Option<u64>)> {
     let previous = published_runs(out)?.into_iter().rfind(|d| *d < date);
     let Some(prev) = previous else {
@@ -333,7 +299,8 @@ pub fn first_touch_changes(
         .select([col("person_id"), col("first_touch").alias("_old")])
         .filter(col("_old").is_not_null())
         .join(
-            persons()?
+            persons
+                .clone()
                 .lazy()
                 .select([col("person_id"), col("first_touch").alias("_new")]),
             [col("person_id")],
@@ -457,34 +424,41 @@ pub fn commit(out: &Lake, date: NaiveDate, manifest: &Manifest) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn buffers(df: &DataFrame, name: &str) -> usize {
+        let ca = df.column(name).unwrap().str().unwrap().clone();
+        ca.downcast_iter().map(|a| a.total_buffer_len()).sum()
+    }
+
     #[test]
-    fn a_finished_table_is_written_one_row_group_at_a_time() {
-        let n = ROW_GROUP_ROWS * 2 + 5;
+    fn gathered_strings_are_written_compact_and_unchanged() {
+        // A few rows gathered from a big shared series point into all of its buffers.
+        let big: Series = Series::new(
+            "json".into(),
+            (0..20_000)
+                .map(|i| {
+                    format!(
+                        "{{\"utm_source\":\"source-{i:08}\",\"pad\":\"{}\"}}",
+                        "x".repeat(100)
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        let idx = IdxCa::from_vec("i".into(), vec![3, 17_000, 42]);
         let df = DataFrame::new(
-            n,
-            vec![Column::new("row".into(), (0..n as u32).collect::<Vec<_>>())],
+            3,
+            vec![
+                big.take(&idx).unwrap().into(),
+                Column::new("id".into(), vec!["a", "b", "c"]),
+            ],
         )
         .unwrap();
-        let calls = AtomicUsize::new(0);
-        let finish = |part: DataFrame| -> Result<DataFrame> {
-            calls.fetch_add(1, Ordering::Relaxed);
-            assert!(part.height() <= ROW_GROUP_ROWS);
-            let text: StringChunked = part
-                .column("row")?
-                .u32()?
-                .iter()
-                .map(|r| r.map(|r| format!("row {r}")))
-                .collect();
-            let mut part = part;
-            part.replace("row", text.with_name("row".into()).into_column())?;
-            Ok(part)
-        };
-        let bytes = parquet_bytes_finished(&df, &finish).unwrap();
-        assert_eq!(calls.load(Ordering::Relaxed), 3);
-        let back = ParquetReader::new(Cursor::new(bytes)).finish().unwrap();
-        assert_eq!(back.height(), n);
-        let rows = back.column("row").unwrap().str().unwrap();
-        assert_eq!(rows.get(0), Some("row 0"));
-        assert_eq!(rows.get(n - 1), Some(format!("row {}", n - 1).as_str()));
+        assert!(buffers(&df, "json") > 1 << 20);
+        let compact = compact_strings(&df).unwrap();
+        assert!(matches!(compact, Cow::Owned(_)));
+        assert!(compact.equals_missing(&df));
+        assert!(buffers(&compact, "json") < 1_000);
+        // Nothing to compact: the frame itself, uncopied.
+        let small = df.select(["id"]).unwrap();
+        assert!(matches!(compact_strings(&small).unwrap(), Cow::Borrowed(_)));
     }
 }

@@ -24,9 +24,7 @@ use crate::read::RawLake;
 pub struct Tables {
     /// One row per segment.
     pub identity_map: DataFrame,
-    /// One row per person. Its `first_touch` and `last_touch` (and those of `anon_visitors`
-    /// and `user_attribution`) hold rows of `RawLake::touches` until written: see
-    /// [`render_touch_json`].
+    /// One row per person.
     pub persons: DataFrame,
     /// One row per cookie.
     pub anon_visitors: DataFrame,
@@ -167,16 +165,33 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
             stats.direct_touches += 1;
         }
     }
-    // A table's `first_touch` / `last_touch` hold the touch's row until the table is written:
-    // [`render_touch_json`] turns them into JSON one row group at a time, so the text (the
-    // biggest part of these tables) is never held for a whole table.
+    let mut wanted: Vec<u32> = by_person
+        .first
+        .iter()
+        .chain(&by_person.last)
+        .chain(&by_cookie.first)
+        .chain(&by_cookie.last)
+        .copied()
+        .filter(|&r| r != NONE)
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    // The JSON of every touch a table shows, once; each table's column is a gather from it
+    // (views into one buffer: up to four tables show one touch, and the text is the biggest
+    // part of them). `publish` writes such columns compacted, one table at a time.
+    let json_all = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?.into_series();
+    log("touch JSON");
     let json_of = |rows: &[u32], name: &str| -> Result<Series> {
-        Ok(Series::new(
-            name.into(),
-            rows.iter()
-                .map(|&r| (r != NONE).then_some(r))
-                .collect::<Vec<_>>(),
-        ))
+        let idx: Vec<u32> = rows
+            .iter()
+            .map(|&r| {
+                if r == NONE {
+                    return NONE;
+                }
+                wanted.binary_search(&r).map_or(NONE, |i| i as u32)
+            })
+            .collect();
+        gather(&json_all, &idx, name)
     };
     let ts_of = |row: u32| (row != NONE).then(|| touch_ts[row as usize]);
 
@@ -568,32 +583,6 @@ pub fn refused_unions(
     cols.extend(columns(&a, "")?);
     cols.extend(columns(&b, "other_")?);
     Ok(DataFrame::new(rows.len(), cols)?)
-}
-
-/// The columns that show a touch as JSON (`persons`, `anon_visitors`, `user_attribution`).
-pub const TOUCH_JSON_COLUMNS: [&str; 2] = ["first_touch", "last_touch"];
-
-/// `df` with its [`TOUCH_JSON_COLUMNS`] that still hold touch rows (UInt32, as [`stitch`]
-/// leaves them) rendered as the touches' JSON ([`touches::to_json`]); null stays null. Applied
-/// to each row group as a table is written.
-pub fn render_touch_json(
-    mut df: DataFrame,
-    touches: &DataFrame,
-    extra_keys: &[String],
-) -> Result<DataFrame> {
-    for name in TOUCH_JSON_COLUMNS {
-        let Ok(c) = df.column(name) else { continue };
-        let Ok(rows) = c.u32() else { continue };
-        let present: Vec<u32> = rows.iter().flatten().collect();
-        let json = touches::to_json(touches, extra_keys, &present)?;
-        let mut values = json.iter();
-        let out: StringChunked = rows
-            .iter()
-            .map(|r| r.and_then(|_| values.next().flatten()))
-            .collect();
-        df.replace(name, out.with_name(name.into()).into_column())?;
-    }
-    Ok(df)
 }
 
 /// The columns of `journeys`, in order. [`Tables::journeys`] holds all of them but
