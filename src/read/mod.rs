@@ -935,6 +935,7 @@ fn read_events(
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
+            live_mb = crate::progress::live_mb(),
         "events: files read"
     );
 
@@ -945,6 +946,7 @@ fn read_events(
         tracing::debug!(
             elapsed_s = started.elapsed().as_secs_f64(),
             peak_rss_mb = crate::progress::peak_rss_mb(),
+            live_mb = crate::progress::live_mb(),
             "events: {step}"
         )
     };
@@ -1358,10 +1360,15 @@ fn read_touches(
     q: &mut Vec<DataFrame>,
 ) -> Result<(DataFrame, Vec<String>, SourceStats)> {
     let started = std::time::Instant::now();
-    let (df, files, _) = read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true, &[])?;
+    let (mut df, files, _) =
+        read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true, &[])?;
+    // One chunk per column (see read_events): the steps below would otherwise each copy the
+    // files' chunks together again.
+    df.rechunk_mut();
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
+            live_mb = crate::progress::live_mb(),
         "touches: files read"
     );
     let mut st = SourceStats {
@@ -1436,6 +1443,7 @@ fn read_touches(
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
+            live_mb = crate::progress::live_mb(),
         "touches: redacted"
     );
     let df = df
@@ -1445,13 +1453,15 @@ fn read_touches(
         .collect()?;
     st.junk_ids = junk_count(&df, &[("_raw_anon", "anon_id")])?;
     let df = df.drop_many(["_raw_anon"]);
-    let df = quarantine_reasons(
-        df,
+    // Quarantined rows are left out of the one gather below (no filtered copy of the frame).
+    let flagged = quarantine_flags(
+        &df,
         &[
             (col("ts").is_null(), "missing_ts"),
             (ts_out_of_range(cfg), "ts_out_of_range"),
             (col("anon_id").is_null(), "no_identity"),
         ],
+        None,
         "touches",
         false,
         q,
@@ -1461,6 +1471,7 @@ fn read_touches(
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
+            live_mb = crate::progress::live_mb(),
         "touches: quarantined"
     );
     let mut order = vec!["ts", "anon_id"];
@@ -1474,12 +1485,21 @@ fn read_touches(
         "referrer",
     ]);
     order.extend([FILE_COL, ROW_COL]);
-    let rows: Vec<IdxSize> = (0..df.height() as IdxSize).collect();
+    let rows: Vec<IdxSize> = match &flagged {
+        Some(f) => f
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| *f != Some(true))
+            .map(|(i, _)| i as IdxSize)
+            .collect(),
+        None => (0..df.height() as IdxSize).collect(),
+    };
     let sorted = sorted_rows(&df, rows, &order)?;
     let df = take_columnwise(df, &sorted)?;
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
+            live_mb = crate::progress::live_mb(),
         "touches: sorted"
     );
     st.rows_used = df.height() as u64;
