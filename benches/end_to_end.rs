@@ -108,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|d| &d.rows)
                     .collect::<Vec<_>>(),
             )?;
-            let finish = |part| stitch::journey_day(part, &reread);
+            let finish = |part| stitch::journey_day(part, &tables, &reread);
             let days = publish::Partition {
                 days: &tables.journey_days,
                 finish: Some(&finish),

@@ -131,7 +131,7 @@ pub fn run_with(
             .map(|d| &d.rows)
             .collect::<Vec<_>>(),
     )?;
-    let journey_day = |part| stitch::journey_day(part, &reread);
+    let journey_day = |part| stitch::journey_day(part, &tables, &reread);
     let journeys = publish::Partition {
         days: &tables.journey_days,
         finish: Some(&journey_day),

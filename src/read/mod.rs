@@ -935,7 +935,7 @@ fn read_events(
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-            live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::live_mb(),
         "events: files read"
     );
 
@@ -1368,7 +1368,7 @@ fn read_touches(
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-            live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::live_mb(),
         "touches: files read"
     );
     let mut st = SourceStats {
@@ -1443,7 +1443,7 @@ fn read_touches(
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-            live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::live_mb(),
         "touches: redacted"
     );
     let df = df
@@ -1471,7 +1471,7 @@ fn read_touches(
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-            live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::live_mb(),
         "touches: quarantined"
     );
     let mut order = vec!["ts", "anon_id"];
@@ -1499,7 +1499,7 @@ fn read_touches(
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-            live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::live_mb(),
         "touches: sorted"
     );
     st.rows_used = df.height() as u64;

@@ -433,16 +433,9 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         Some(TimeZone::UTC),
     ))?;
     journeys.replace("ts", ts_col)?;
-    journeys.with_column(Column::from(gather(
-        &person_ids,
-        &graph.event_person,
-        "person_id",
-    )?))?;
-    journeys.with_column(Column::from(gather(
-        &person_users,
-        &graph.event_person,
-        "user_id",
-    )?))?;
+    // The person (index); `person_id` and `user_id` are filled in day by day as `journeys`
+    // is written ([`journey_day`]).
+    journeys.with_column(Column::new(PERSON_COL.into(), graph.event_person.clone()))?;
     journeys.with_column(Column::from(Series::new("step".into(), step)))?;
     journeys.with_column(Column::from(Series::new("backfilled".into(), backfilled)))?;
     journeys.with_column(Column::from(
@@ -587,8 +580,8 @@ pub fn refused_unions(
 
 /// The columns of `journeys`, in order. [`Tables::journeys`] holds all of them but
 /// [`crate::read::JOURNEY_REREAD_COLS`] (read again from the raw files when each day is
-/// written) and has `_fidx` and `_row` (where each event was read) instead: see
-/// [`journey_day`].
+/// written), `person_id` and `user_id` (from the person, when each day is written), and has
+/// `_fidx` and `_row` (where each event was read) and `_person` instead: see [`journey_day`].
 pub const JOURNEY_COLUMNS: [&str; 17] = [
     "event_id",
     "ts",
@@ -611,9 +604,33 @@ pub const JOURNEY_COLUMNS: [&str; 17] = [
 
 /// One day of `journeys` as published: `part` (rows of [`Tables::journeys`]) with the columns
 /// read again from the raw files by `raw`, in [`JOURNEY_COLUMNS`] order.
-pub fn journey_day(part: DataFrame, raw: &crate::read::JourneyColumns<'_>) -> Result<DataFrame> {
-    Ok(raw.complete(part)?.select(JOURNEY_COLUMNS)?)
+pub fn journey_day(
+    part: DataFrame,
+    tables: &Tables,
+    raw: &crate::read::JourneyColumns<'_>,
+) -> Result<DataFrame> {
+    let mut part = raw.complete(part)?;
+    let person: Vec<u32> = part
+        .column(PERSON_COL)?
+        .u32()?
+        .iter()
+        .map(|p| p.unwrap_or(NONE))
+        .collect();
+    part.with_column(Column::from(gather(
+        &tables.person_ids,
+        &person,
+        "person_id",
+    )?))?;
+    part.with_column(Column::from(gather(
+        &tables.person_users,
+        &person,
+        "user_id",
+    )?))?;
+    Ok(part.select(JOURNEY_COLUMNS)?)
 }
+
+/// The person (index into [`Tables::person_ids`]) of each row of [`Tables::journeys`].
+const PERSON_COL: &str = "_person";
 
 /// The rows of one `dt` partition of `journeys`.
 #[derive(Debug, Clone)]
