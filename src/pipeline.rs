@@ -51,6 +51,13 @@ pub fn run_with(
 
     progress.stage(3, "stitch: journeys and touches");
     let mut tables = stitch::stitch(&raw, &graph, cfg)?;
+    // From here on the touches are read for their time (attribution, which uses the channels
+    // stitch classified) and what the exports send.
+    let keep: Vec<&str> = export::gather::TOUCH_COLUMNS
+        .into_iter()
+        .filter(|c| raw.touches.column(c).is_ok())
+        .collect();
+    raw.touches = raw.touches.select(keep)?;
 
     // The tables of persons, cookies and users are written now: their touch JSON is the
     // biggest text of the run, and it is freed before attribution and the exports build

@@ -197,6 +197,21 @@ struct TouchIndex {
     landing_url: TouchColumn,
 }
 
+/// The touch columns the exports read (with `ts`): the run keeps only these of the touches
+/// once the stitched tables are built.
+pub const TOUCH_COLUMNS: [&str; 10] = [
+    "ts",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "fbclid",
+    "fbc",
+    "fbp",
+    "ip",
+    "user_agent",
+    "landing_url",
+];
+
 impl TouchIndex {
     fn new(raw: &RawLake, graph: &IdentityGraph) -> Result<Self> {
         let t = &raw.touches;
