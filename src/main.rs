@@ -120,7 +120,6 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 }
 
 fn main() -> ProcessExit {
-    lakestitch::progress::tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -101,32 +101,19 @@ pub fn peak_rss_mb() -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-/// Make the allocator hand freed memory back to the system (glibc only; elsewhere nothing).
+/// Make the allocator hand the memory freed so far back to the system (glibc's
+/// `malloc_trim`; elsewhere nothing). Called between stages: a run allocates and frees large
+/// column buffers stage after stage, and glibc otherwise keeps much of what is freed in its
+/// heaps, so the process's resident memory only grows.
 ///
-/// A run allocates and frees large column buffers stage after stage. glibc's defaults keep
-/// much of what is freed (per-thread arenas, and a trim threshold that grows with the largest
-/// buffer freed), so the process's resident memory only grew: at 10M events it peaked about
-/// 1.5 GB above what the run held. [`tune_allocator`] (called once, at start) makes glibc give
-/// back freed memory at the top of its heaps at once and keeps big buffers in their own
-/// mappings; this, called between stages, returns the free pages inside the heaps too.
+/// Measured at 10M events (see docs/performance.md): this alone, 5.6 GB peak; also setting
+/// `M_TRIM_THRESHOLD` to 0 (every free at the top of a heap returned at once, big buffers in
+/// their own mappings) gave 5.1 GB but cost about 8 s of page faults, so the run does not.
 pub fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused pages of the allocator's heaps to the system.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// Set the allocator up for a run's large, short-lived buffers (glibc only; see
-/// [`release_memory`]): freed memory at the top of a heap is returned at once
-/// (`M_TRIM_THRESHOLD` 0), which also fixes the threshold above which a buffer gets its own
-/// mapping (returned whole when freed) at glibc's default of 128 KB instead of letting it
-/// grow to 32 MB.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before the run's threads.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 0);
     }
 }
 
