@@ -128,10 +128,3 @@ pub fn rss_mb() -> u64 {
         })
         .map_or(0, |kb| kb / 1024)
 }
-
-/// The memory the process holds now, in MB, after handing back what it freed
-/// ([`release_memory`] then [`rss_mb`]): for debug logs of what a step keeps.
-pub fn live_mb() -> u64 {
-    release_memory();
-    rss_mb()
-}

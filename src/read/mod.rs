@@ -932,10 +932,12 @@ fn read_events(
     let mut df = narrow.expect("at least one frame");
     df.rechunk_mut();
     let event_details = polars::functions::concat_df_diagonal(&details)?;
+    // Freed memory handed back after each step (see progress::release_memory).
+    crate::progress::release_memory();
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::rss_mb(),
         "events: files read"
     );
 
@@ -943,10 +945,12 @@ fn read_events(
     // all rows read, and one gather at the end takes the used rows in journey order (a filter
     // per step would copy the whole frame each time).
     let log = |step: &str| {
+        // Freed memory handed back after each step (see progress::release_memory).
+        crate::progress::release_memory();
         tracing::debug!(
             elapsed_s = started.elapsed().as_secs_f64(),
             peak_rss_mb = crate::progress::peak_rss_mb(),
-            live_mb = crate::progress::live_mb(),
+            live_mb = crate::progress::rss_mb(),
             "events: {step}"
         )
     };
@@ -1365,10 +1369,12 @@ fn read_touches(
     // One chunk per column (see read_events): the steps below would otherwise each copy the
     // files' chunks together again.
     df.rechunk_mut();
+    // Freed memory handed back after each step (see progress::release_memory).
+    crate::progress::release_memory();
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::rss_mb(),
         "touches: files read"
     );
     let mut st = SourceStats {
@@ -1440,10 +1446,12 @@ fn read_touches(
         .collect();
     let (df, redacted) = privacy::redact_columns(df, &text, &opaque)?;
     st.values_redacted = Some(redacted);
+    // Freed memory handed back after each step (see progress::release_memory).
+    crate::progress::release_memory();
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::rss_mb(),
         "touches: redacted"
     );
     let df = df
@@ -1468,10 +1476,13 @@ fn read_touches(
         &mut st,
     )?;
 
+    // Freed memory handed back after each step (see progress::release_memory).
+    crate::progress::release_memory();
+
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::rss_mb(),
         "touches: quarantined"
     );
     let mut order = vec!["ts", "anon_id"];
@@ -1496,10 +1507,12 @@ fn read_touches(
     };
     let sorted = sorted_rows(&df, rows, &order)?;
     let df = take_columnwise(df, &sorted)?;
+    // Freed memory handed back after each step (see progress::release_memory).
+    crate::progress::release_memory();
     tracing::debug!(
         elapsed_s = started.elapsed().as_secs_f64(),
         peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::live_mb(),
+        live_mb = crate::progress::rss_mb(),
         "touches: sorted"
     );
     st.rows_used = df.height() as u64;

@@ -130,9 +130,12 @@ impl FirstLast {
 pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<Tables> {
     let started = std::time::Instant::now();
     let log = |step: &str| {
+        // Freed memory handed back after each step (see progress::release_memory).
+        crate::progress::release_memory();
         tracing::debug!(
             elapsed_s = started.elapsed().as_secs_f64(),
             peak_rss_mb = crate::progress::peak_rss_mb(),
+            live_mb = crate::progress::rss_mb(),
             "stitch: {step}"
         )
     };
