@@ -55,6 +55,8 @@ pub struct Lake {
     /// Bytes read from the store so far (whole objects and ranges), by this handle and its
     /// clones.
     fetched: Arc<AtomicU64>,
+    /// The folder of a local location.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -89,6 +91,7 @@ impl Lake {
         let scheme = location
             .split_once("://")
             .map(|(s, _)| s.to_ascii_lowercase());
+        let mut local_root = None;
         let (store, prefix): (Arc<dyn ObjectStore>, Option<String>) = match scheme.as_deref() {
             None | Some("file") => {
                 let path = location.strip_prefix("file://").unwrap_or(location);
@@ -104,6 +107,7 @@ impl Lake {
                     }
                 }
                 let store = LocalFileSystem::new_with_prefix(path)?;
+                local_root = Some(path.canonicalize()?);
                 (Arc::new(store), None)
             }
             Some("memory") => (Arc::new(InMemory::new()), None),
@@ -139,7 +143,9 @@ impl Lake {
             Some(p) if !p.is_empty() => Arc::new(PrefixStore::new(store, Path::from(p))),
             _ => store,
         };
-        Ok(Lake::from_store(store, location))
+        let mut lake = Lake::from_store(store, location);
+        lake.local_root = local_root;
+        Ok(lake)
     }
 
     /// Wrap an existing store (tests use [`InMemory`]).
@@ -154,6 +160,7 @@ impl Lake {
             url: url.to_string(),
             runtime: Arc::new(runtime),
             fetched: Arc::new(AtomicU64::new(0)),
+            local_root: None,
         }
     }
 
@@ -270,6 +277,17 @@ impl Lake {
         for (path, _) in self.list(prefix)? {
             self.delete(&path)?;
         }
+        // A local folder may also hold a half-written file of a killed run (object_store
+        // writes `name#N`, then renames it; listings skip such files): remove the folder.
+        if let Some(root) = &self.local_root {
+            let dir = root.join(prefix);
+            if dir.starts_with(root) && dir != *root {
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -321,5 +339,27 @@ mod tests {
         lake.delete_prefix("runs/x").unwrap();
         assert!(lake.list("runs").unwrap().is_empty());
         assert!(lake.get_opt("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn deleting_a_local_prefix_removes_half_written_files_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), Access::Write).unwrap();
+        lake.put("runs/x/t/part-00000.parquet", Bytes::from_static(b"1"))
+            .unwrap();
+        lake.put("runs/y/keep.txt", Bytes::from_static(b"2"))
+            .unwrap();
+        // What a run killed in the middle of a write leaves: listings do not show it.
+        let staging = dir.path().join("runs/x/t/part-00000.parquet#1");
+        std::fs::write(&staging, b"half").unwrap();
+        assert_eq!(lake.list("runs/x").unwrap().len(), 1);
+        lake.delete_prefix("runs/x").unwrap();
+        assert!(!staging.exists());
+        assert!(!dir.path().join("runs/x").exists());
+        assert_eq!(
+            lake.get("runs/y/keep.txt").unwrap(),
+            Bytes::from_static(b"2")
+        );
+        lake.delete_prefix("runs/x").unwrap(); // nothing left: not an error
     }
 }

@@ -1669,8 +1669,27 @@ fn s3_transient_errors_are_retried_and_the_tables_are_unchanged() {
             "no {kind:?} injected: {counts:?}"
         );
     }
-    // Every request failed once and was then forwarded: twice as many requests as faults.
-    assert_eq!(requests.len(), 2 * proxy.faults().len(), "{requests:#?}");
+    // Every request failed once and was then forwarded: twice as many requests as faults for
+    // each request. The raw event files are read again while `journeys` is written (see
+    // `read::JourneyColumns`): such a read repeats a request already answered, so it is
+    // forwarded at once, and only those may come more than twice.
+    let faults = proxy.faults();
+    let mut keys: Vec<&String> = requests.iter().collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let sent = requests.iter().filter(|r| *r == key).count();
+        let failed = faults.iter().filter(|(_, r)| r == key).count();
+        assert!(failed >= 1, "{key} never failed");
+        if key.starts_with("GET") && key.contains("/raw/events/") {
+            assert!(
+                sent >= 2 * failed,
+                "{key}: {sent} requests, {failed} faults"
+            );
+        } else {
+            assert_eq!(sent, 2 * failed, "{key}: {sent} requests, {failed} faults");
+        }
+    }
     for method in ["GET", "PUT"] {
         assert!(
             proxy.faults().iter().any(|(_, r)| r.starts_with(method)),
