@@ -98,16 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     for (name, df) in tables.by_name() {
         if name == "journeys" {
-            let reread = read::JourneyColumns::new(
-                &input,
-                &raw.event_files,
-                df.column(read::FIDX_COL)?.u32()?,
-                &tables
-                    .journey_days
-                    .iter()
-                    .map(|d| &d.rows)
-                    .collect::<Vec<_>>(),
-            )?;
+            let reread = tables.journey_columns(&input, &raw.event_files)?;
             let finish = |part| stitch::journey_day(part, &tables, &reread);
             let days = publish::Partition {
                 days: &tables.journey_days,

@@ -128,16 +128,7 @@ pub fn run_with(
     let status = exports.status_frame()?;
     // journeys: by person within each day (so a reader of one person skips most row groups),
     // with the columns not held in memory read again from the raw files, day by day.
-    let reread = read::JourneyColumns::new(
-        input,
-        &event_files,
-        tables.journeys.column(read::FIDX_COL)?.u32()?,
-        &tables
-            .journey_days
-            .iter()
-            .map(|d| &d.rows)
-            .collect::<Vec<_>>(),
-    )?;
+    let reread = tables.journey_columns(input, &event_files)?;
     let journey_day = |part| stitch::journey_day(part, &tables, &reread);
     let journeys = publish::Partition {
         days: &tables.journey_days,

@@ -91,14 +91,40 @@ impl Progress {
 /// 0 where that is not available). Logged with each stage, so a run's log shows which stage
 /// set the peak.
 pub fn peak_rss_mb() -> u64 {
+    status_mb("VmHWM:")
+}
+
+/// The process's resident memory now, in MB (Linux: `VmRSS`; 0 elsewhere).
+pub fn rss_mb() -> u64 {
+    status_mb("VmRSS:")
+}
+
+/// A `kB` line of `/proc/self/status`, in MB (0 where that is not available).
+fn status_mb(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(key))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb / 1024)
+}
+
+/// The end of one step of a stage: hands freed memory back ([`release_memory`]) and logs, at
+/// debug level under the caller's module (`lakestitch::read=debug`, ...), the time since
+/// `$started` (an `Instant`), the peak memory so far and the memory held now (`live_mb`).
+#[macro_export]
+macro_rules! step_done {
+    ($started:expr, $($msg:tt)+) => {{
+        $crate::progress::release_memory();
+        tracing::debug!(
+            elapsed_s = $started.elapsed().as_secs_f64(),
+            peak_rss_mb = $crate::progress::peak_rss_mb(),
+            live_mb = $crate::progress::rss_mb(),
+            $($msg)+
+        )
+    }};
 }
 
 /// Make the allocator hand the memory freed so far back to the system (glibc's
@@ -115,16 +141,4 @@ pub fn release_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// The process's resident memory now, in MB (Linux: `VmRSS`; 0 elsewhere).
-pub fn rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
 }

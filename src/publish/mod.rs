@@ -64,10 +64,7 @@ pub fn compact_strings(df: &DataFrame) -> Result<Cow<'_, DataFrame>> {
     let mut out: Option<DataFrame> = None;
     for c in df.columns() {
         let Ok(ca) = c.str() else { continue };
-        let (bytes, buffers) = ca.downcast_iter().fold((0usize, 0usize), |(b, f), arr| {
-            (b + arr.total_bytes_len(), f + arr.total_buffer_len())
-        });
-        if buffers > 2 * bytes + (1 << 20) {
+        if scattered(ca) {
             let compact: StringChunked = ca.iter().collect();
             let compact = compact.with_name(c.name().clone()).into_column();
             out.get_or_insert_with(|| df.clone())
@@ -77,16 +74,18 @@ pub fn compact_strings(df: &DataFrame) -> Result<Cow<'_, DataFrame>> {
     Ok(out.map_or(Cow::Borrowed(df), Cow::Owned))
 }
 
+/// Whether the values of `ca` point into buffers much bigger than themselves (a gather from a
+/// shared series): what [`compact_strings`] copies.
+fn scattered(ca: &StringChunked) -> bool {
+    let (bytes, buffers) = ca.downcast_iter().fold((0usize, 0usize), |(b, f), arr| {
+        (b + arr.total_bytes_len(), f + arr.total_buffer_len())
+    });
+    buffers > 2 * bytes + (1 << 20)
+}
+
 /// Whether [`compact_strings`] would copy a column of `df`.
 fn needs_compacting(df: &DataFrame) -> bool {
-    df.columns().iter().any(|c| {
-        c.str().is_ok_and(|ca| {
-            let (bytes, buffers) = ca.downcast_iter().fold((0usize, 0usize), |(b, f), arr| {
-                (b + arr.total_bytes_len(), f + arr.total_buffer_len())
-            });
-            buffers > 2 * bytes + (1 << 20)
-        })
-    })
+    df.columns().iter().any(|c| c.str().is_ok_and(scattered))
 }
 
 /// [`parquet_bytes_grouped`] in [`ROW_GROUP_ROWS`] row groups, each compacted
@@ -203,33 +202,19 @@ pub fn write_tables(
     };
     let write = |path: &str, rows: &FileRows<'_>| -> Result<u64> {
         let started = std::time::Instant::now();
-        let (part, groups) = match rows {
-            FileRows::Whole(df) if needs_compacting(df) => {
-                // Compacted one row group at a time (a whole column's compact copy of the
-                // touch JSON is hundreds of megabytes at 10M events).
-                let bytes = parquet_bytes_compacted(df)?;
-                let encoded = started.elapsed().as_secs_f64();
-                let size = bytes.len();
-                out.put(path, bytes)?;
-                tracing::debug!(
-                    path,
-                    rows = df.height(),
-                    mb = size / (1 << 20),
-                    encode_s = encoded,
-                    write_s = started.elapsed().as_secs_f64() - encoded,
-                    "publish: file written"
-                );
-                return Ok(df.height() as u64);
-            }
-            FileRows::Whole(df) => (Cow::Borrowed(*df), Some(ROW_GROUP_ROWS)),
-            FileRows::Rows(df, idx, p) => (
-                Cow::Owned(compact_strings(&finish(df.take(idx)?, p)?)?.into_owned()),
-                Some(ROW_GROUP_ROWS),
-            ),
-            FileRows::Empty(df, p) => (Cow::Owned(finish(df.clear(), p)?), Some(ROW_GROUP_ROWS)),
+        let part = match rows {
+            FileRows::Whole(df) => Cow::Borrowed(*df),
+            FileRows::Rows(df, idx, p) => Cow::Owned(finish(df.take(idx)?, p)?),
+            FileRows::Empty(df, p) => Cow::Owned(finish(df.clear(), p)?),
         };
         let prepared = started.elapsed().as_secs_f64();
-        let bytes = parquet_bytes_grouped(&part, groups)?;
+        // Gathered strings (the touch JSON, journeys' person ids) are compacted one row group
+        // at a time: a whole column's compact copy is hundreds of megabytes at 10M events.
+        let bytes = if needs_compacting(&part) {
+            parquet_bytes_compacted(&part)?
+        } else {
+            parquet_bytes_grouped(&part, Some(ROW_GROUP_ROWS))?
+        };
         let encoded = started.elapsed().as_secs_f64();
         let size = bytes.len();
         out.put(path, bytes)?;

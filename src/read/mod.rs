@@ -859,9 +859,10 @@ fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceS
     Ok((df, st))
 }
 
-/// Event columns read only by the ad-platform export, and only for conversions: kept for
-/// conversion rows only, in [`RawLake::event_details`], so the run never holds them for every
-/// event (they are over half of an event's bytes).
+/// Event columns read only for conversions (by attribution and the ad-platform export): kept
+/// for conversion rows only, in [`RawLake::event_details`], so the run never holds them for
+/// every event (they are over half of an event's bytes). `journeys` shows `value`, `currency`
+/// and `order_id` of every event: it reads them again ([`JourneyColumns`]).
 pub const EVENT_DETAIL_COLS: [&str; 7] = [
     "email",
     "ip",
@@ -932,28 +933,12 @@ fn read_events(
     let mut df = narrow.expect("at least one frame");
     df.rechunk_mut();
     let event_details = polars::functions::concat_df_diagonal(&details)?;
-    // Freed memory handed back after each step (see progress::release_memory).
-    crate::progress::release_memory();
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::rss_mb(),
-        "events: files read"
-    );
+    crate::step_done!(started, "events: files read");
 
     // From here on no row is removed until the end: each step computes a column or a mask over
     // all rows read, and one gather at the end takes the used rows in journey order (a filter
     // per step would copy the whole frame each time).
-    let log = |step: &str| {
-        // Freed memory handed back after each step (see progress::release_memory).
-        crate::progress::release_memory();
-        tracing::debug!(
-            elapsed_s = started.elapsed().as_secs_f64(),
-            peak_rss_mb = crate::progress::peak_rss_mb(),
-            live_mb = crate::progress::rss_mb(),
-            "events: {step}"
-        )
-    };
+    let log = |step: &str| crate::step_done!(started, "events: {step}");
 
     // 2. Repeated deliveries: keep the copy of the earliest dt, then file, then row (§3.6).
     let kept = first_copies(&df, &mut st)?;
@@ -1369,14 +1354,7 @@ fn read_touches(
     // One chunk per column (see read_events): the steps below would otherwise each copy the
     // files' chunks together again.
     df.rechunk_mut();
-    // Freed memory handed back after each step (see progress::release_memory).
-    crate::progress::release_memory();
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::rss_mb(),
-        "touches: files read"
-    );
+    crate::step_done!(started, "touches: files read");
     let mut st = SourceStats {
         rows_read: df.height() as u64,
         files,
@@ -1446,14 +1424,7 @@ fn read_touches(
         .collect();
     let (df, redacted) = privacy::redact_columns(df, &text, &opaque)?;
     st.values_redacted = Some(redacted);
-    // Freed memory handed back after each step (see progress::release_memory).
-    crate::progress::release_memory();
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::rss_mb(),
-        "touches: redacted"
-    );
+    crate::step_done!(started, "touches: redacted");
     let df = df
         .lazy()
         .with_column(col("anon_id").alias("_raw_anon"))
@@ -1476,15 +1447,7 @@ fn read_touches(
         &mut st,
     )?;
 
-    // Freed memory handed back after each step (see progress::release_memory).
-    crate::progress::release_memory();
-
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::rss_mb(),
-        "touches: quarantined"
-    );
+    crate::step_done!(started, "touches: quarantined");
     let mut order = vec!["ts", "anon_id"];
     order.extend([
         "gclid",
@@ -1507,14 +1470,7 @@ fn read_touches(
     };
     let sorted = sorted_rows(&df, rows, &order)?;
     let df = take_columnwise(df, &sorted)?;
-    // Freed memory handed back after each step (see progress::release_memory).
-    crate::progress::release_memory();
-    tracing::debug!(
-        elapsed_s = started.elapsed().as_secs_f64(),
-        peak_rss_mb = crate::progress::peak_rss_mb(),
-        live_mb = crate::progress::rss_mb(),
-        "touches: sorted"
-    );
+    crate::step_done!(started, "touches: sorted");
     st.rows_used = df.height() as u64;
     Ok((df, extra, st))
 }

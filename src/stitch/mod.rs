@@ -129,16 +129,7 @@ impl FirstLast {
 /// Build the analyst tables.
 pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<Tables> {
     let started = std::time::Instant::now();
-    let log = |step: &str| {
-        // Freed memory handed back after each step (see progress::release_memory).
-        crate::progress::release_memory();
-        tracing::debug!(
-            elapsed_s = started.elapsed().as_secs_f64(),
-            peak_rss_mb = crate::progress::peak_rss_mb(),
-            live_mb = crate::progress::rss_mb(),
-            "stitch: {step}"
-        )
-    };
+    let log = |step: &str| crate::step_done!(started, "stitch: {step}");
     let mut stats = StitchStats::default();
     let seg = &graph.segmentation;
     let n_persons = graph.persons.len();
@@ -630,6 +621,25 @@ pub fn journey_day(
         "user_id",
     )?))?;
     Ok(part.select(JOURNEY_COLUMNS)?)
+}
+
+impl Tables {
+    /// The reader of the columns of `journeys` not held in memory, for the events of
+    /// `files` under `input`, set up for the days of [`Tables::journey_days`] (see
+    /// [`journey_day`]).
+    pub fn journey_columns<'a>(
+        &self,
+        input: &'a crate::storage::Lake,
+        files: &'a crate::read::EventFiles,
+    ) -> Result<crate::read::JourneyColumns<'a>> {
+        let days: Vec<&IdxCa> = self.journey_days.iter().map(|d| &d.rows).collect();
+        crate::read::JourneyColumns::new(
+            input,
+            files,
+            self.journeys.column(crate::read::FIDX_COL)?.u32()?,
+            &days,
+        )
+    }
 }
 
 /// The person (index into [`Tables::person_ids`]) of each row of [`Tables::journeys`].
