@@ -88,7 +88,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_identity = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let tables = stitch::stitch(&raw, &graph, &cfg)?;
+    let facts = stitch::touch_facts(&raw)?;
+    let tables = stitch::stitch(&raw, &graph, facts, &cfg)?;
     let t_stitch = t.elapsed().as_secs_f64();
 
     let t = Instant::now();

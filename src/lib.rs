@@ -19,6 +19,7 @@ pub mod explain;
 pub mod export;
 pub mod gen;
 pub mod identity;
+pub mod parallel;
 pub mod pipeline;
 pub mod progress;
 pub mod publish;

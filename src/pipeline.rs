@@ -44,13 +44,17 @@ pub fn run_with(
 
     progress.stage(2, "identity: segments and persons");
     let mut raw = raw;
-    let graph = identity::build(&raw, cfg)?;
+    // Which touches count and their channels depend on the touches alone: worked out beside
+    // the identity graph (both mostly one thread).
+    let (facts, graph) =
+        crate::parallel::join(|| stitch::touch_facts(&raw), || identity::build(&raw, cfg));
+    let (facts, graph) = (facts?, graph?);
     // The events' user and previous ids are read by the identity graph only (journeys show the
     // resolved user, and `raw_user_id` is read again from the raw files).
     raw.events = raw.events.drop_many(["user_id", "previous_id"]);
 
     progress.stage(3, "stitch: journeys and touches");
-    let mut tables = stitch::stitch(&raw, &graph, cfg)?;
+    let mut tables = stitch::stitch(&raw, &graph, facts, cfg)?;
     // From here on the touches are read for their time (attribution, which uses the channels
     // stitch classified) and what the exports send.
     let keep: Vec<&str> = export::gather::TOUCH_COLUMNS

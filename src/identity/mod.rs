@@ -348,13 +348,9 @@ pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
         str_of(touches.column("anon_id")?)?,
     ];
     let user_cols = [str_of(events.column("user_id")?)?];
-    let (anon, user) = std::thread::scope(|scope| {
-        let anon = scope.spawn(|| encode_columns(&anon_cols));
-        let user = encode_columns(&user_cols);
-        (anon.join(), user)
-    });
-    let (anon_ids, mut anon_codes) =
-        anon.map_err(|_| crate::error::Error::Internal("encoding cookie ids panicked".into()))??;
+    let (anon, user) =
+        crate::parallel::join(|| encode_columns(&anon_cols), || encode_columns(&user_cols));
+    let (anon_ids, mut anon_codes) = anon?;
     let (user_ids, mut user_codes) = user?;
     let touch_anon = anon_codes.pop().unwrap_or_default();
     let prev = anon_codes.pop().unwrap_or_default();

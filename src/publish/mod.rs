@@ -9,7 +9,6 @@ pub mod manifest;
 
 use std::borrow::Cow;
 use std::io::Cursor;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use chrono::NaiveDate;
@@ -238,32 +237,9 @@ pub fn write_tables(
     };
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&j| std::cmp::Reverse(size(&jobs[j].2)));
-    let next = AtomicUsize::new(0);
-    let work = || -> Vec<(usize, Result<u64>)> {
-        let mut done = Vec::new();
-        while let Some(&j) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let (_, path, rows) = &jobs[j];
-            done.push((j, write(path, rows)));
-        }
-        done
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, WRITERS);
-    let mut done: Vec<(usize, Result<u64>)> = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut done = work();
-        for h in helpers {
-            done.extend(h.join().unwrap_or_default());
-        }
-        done
-    });
-    if done.len() != jobs.len() {
-        return Err(crate::error::Error::Internal(
-            "a table writer thread panicked".into(),
-        ));
-    }
-    done.sort_by_key(|(j, _)| *j);
+    let done = crate::parallel::map_in(&jobs, &order, WRITERS, |_, (_, path, rows)| {
+        write(path, rows)
+    })?;
     let mut stats: Vec<TableStat> = tables
         .iter()
         .map(|(_, df, _)| TableStat {
@@ -271,8 +247,8 @@ pub fn write_tables(
             files: Vec::new(),
         })
         .collect();
-    for ((t, path, _), (_, rows)) in jobs.into_iter().zip(done) {
-        stats[t].files.push(FileStat { path, rows: rows? });
+    for ((t, path, _), rows) in jobs.into_iter().zip(done) {
+        stats[t].files.push(FileStat { path, rows });
     }
     Ok(stats)
 }

@@ -104,6 +104,32 @@ pub struct SourceStats {
     pub files: Vec<FileStat>,
 }
 
+impl SourceStats {
+    /// Add the counts of the checks run on one file ([`event_file`]) to the source's.
+    fn absorb_file_checks(&mut self, file: &SourceStats) {
+        self.rows_quarantined += file.rows_quarantined;
+        self.ids_pseudonymized += file.ids_pseudonymized;
+        if let Some(n) = file.values_too_long {
+            *self.values_too_long.get_or_insert(0) += n;
+        }
+        for (reason, n) in &file.quarantined_by_reason {
+            *self
+                .quarantined_by_reason
+                .entry(reason.clone())
+                .or_default() += n;
+        }
+    }
+}
+
+/// One raw event file, read and checked by [`event_file`].
+struct EventFileRead {
+    rows: u64,
+    narrow: DataFrame,
+    details: DataFrame,
+    quarantine: Vec<DataFrame>,
+    stats: SourceStats,
+}
+
 /// The raw lake, read and cleaned.
 #[derive(Debug, Clone)]
 pub struct RawLake {
@@ -903,30 +929,53 @@ fn read_events(
     // row checks, content hashes for the duplicate check, and the conversions' details.
     let started = std::time::Instant::now();
     let files = list_files(lake, "events", Some(cfg.date))?;
+    // Files are read and checked on all cores at once (the checks are mostly one thread each),
+    // then put together in file order: the result does not depend on which thread read what.
+    let read_one = |fidx: usize, df: DataFrame| -> Result<EventFileRead> {
+        let mut fst = SourceStats {
+            values_too_long: Some(0),
+            ..Default::default()
+        };
+        let mut fq = Vec::new();
+        let rows = df.height() as u64;
+        let (narrow, details) = event_file(df, fidx as u32, &conversions, &mut fq, &mut fst)?;
+        Ok(EventFileRead {
+            rows,
+            narrow,
+            details,
+            quarantine: fq,
+            stats: fst,
+        })
+    };
+    let per_file = if files.is_empty() {
+        vec![read_one(0, empty_frame(schema::EVENTS))?]
+    } else {
+        crate::parallel::map(&files, 4, |i, (path, dt)| {
+            let bytes = lake.get(path)?;
+            read_one(
+                i,
+                schema::read_file(bytes, path, dt, schema::EVENTS, false, &renames)?,
+            )
+        })?
+    };
     let mut narrow: Option<DataFrame> = None;
-    let mut details: Vec<DataFrame> = Vec::new();
-    let mut read_one = |df: DataFrame, fidx: u32, st: &mut SourceStats| -> Result<()> {
-        let (n, d) = event_file(df, fidx, &conversions, q, st)?;
+    let mut details: Vec<DataFrame> = Vec::with_capacity(per_file.len());
+    for (i, f) in per_file.into_iter().enumerate() {
+        if let Some((path, _)) = files.get(i) {
+            st.files.push(FileStat {
+                path: path.clone(),
+                rows: f.rows,
+            });
+        }
+        st.absorb_file_checks(&f.stats);
+        q.extend(f.quarantine);
         match narrow.as_mut() {
             Some(acc) => {
-                acc.vstack_mut_owned(n)?;
+                acc.vstack_mut_owned(f.narrow)?;
             }
-            None => narrow = Some(n),
+            None => narrow = Some(f.narrow),
         }
-        details.push(d);
-        Ok(())
-    };
-    if files.is_empty() {
-        read_one(empty_frame(schema::EVENTS), 0, &mut st)?;
-    }
-    for (i, (path, dt)) in files.iter().enumerate() {
-        let bytes = lake.get(path)?;
-        let df = schema::read_file(bytes, path, dt, schema::EVENTS, false, &renames)?;
-        st.files.push(FileStat {
-            path: path.clone(),
-            rows: df.height() as u64,
-        });
-        read_one(df, i as u32, &mut st)?;
+        details.push(f.details);
     }
     // One chunk per column: polars' lazy engine would otherwise put the files' chunks together
     // again (a copy of the whole frame) in every step below.
@@ -1310,37 +1359,102 @@ fn raw_ids(
 /// partition, then path; rows in file order), so no sort is needed. Counts the other copies,
 /// and those whose content differs from the kept copy's.
 fn first_copies(df: &DataFrame, st: &mut SourceStats) -> Result<BooleanChunked> {
+    // The rows are spread over buckets by a hash of their id (in row order within a bucket),
+    // and each bucket keeps the first row of each id in a small table of its own, side by side
+    // on all cores: one hash table over all 10M ids would miss the cache on every row. A later
+    // copy is compared with the kept one by content hash.
     let n = df.height();
-    let first = df
-        .column("event_id")?
-        .as_materialized_series()
-        .arg_unique()?;
-    st.rows_deduplicated = (n - first.len()) as u64;
-    st.conflicting_duplicates = Some(0);
-    let mut keep = vec![false; n];
-    for i in first.iter().flatten() {
-        keep[i as usize] = true;
+    let ids = df.column("event_id")?.str()?.rechunk().into_owned();
+    let mut id_hash: Vec<u64> = Vec::with_capacity(n);
+    ids.clone()
+        .into_series()
+        .vec_hash(PlSeedableRandomStateQuality::fixed(), &mut id_hash)?;
+    let content: Vec<u64> = df
+        .column(CONTENT_HASH_COL)?
+        .u64()?
+        .iter()
+        .map(|h| h.unwrap_or(0))
+        .collect();
+    let (keep, dropped, differs) = keep_first_copies(&ids, &id_hash, &content)?;
+    st.rows_deduplicated = dropped;
+    st.conflicting_duplicates = Some(differs);
+    Ok(BooleanChunked::from_slice(KEPT_COL.into(), &keep))
+}
+
+/// For [`first_copies`]: whether each row is the first of its id (`id_hash` a hash of each
+/// row's id), the number of other copies, and of those whose `content` hash differs from the
+/// kept copy's. Ids are compared whenever their hashes are equal.
+fn keep_first_copies(
+    ids: &StringChunked,
+    id_hash: &[u64],
+    content: &[u64],
+) -> Result<(Vec<bool>, u64, u64)> {
+    const BUCKET_BITS: u32 = 8;
+    let n = id_hash.len();
+    let bucket = |h: u64| (h >> (64 - BUCKET_BITS)) as usize;
+    let mut starts = vec![0usize; (1 << BUCKET_BITS) + 1];
+    for &h in id_hash {
+        starts[bucket(h) + 1] += 1;
     }
-    let keep = BooleanChunked::from_slice(KEPT_COL.into(), &keep);
-    if first.len() == n {
-        return Ok(keep);
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
     }
-    let ids = df.select(["event_id", CONTENT_HASH_COL])?;
-    let dropped = ids.filter(&!&keep)?;
-    let kept = ids.filter(&keep)?;
-    let differs = dropped
-        .lazy()
-        .join(
-            kept.lazy().rename([CONTENT_HASH_COL], ["_h_kept"], true),
-            [col("event_id")],
-            [col("event_id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .filter(col(CONTENT_HASH_COL).neq(col("_h_kept")))
-        .collect()?
-        .height();
-    st.conflicting_duplicates = Some(differs as u64);
-    Ok(keep)
+    let mut rows = vec![0 as IdxSize; n];
+    let mut fill = starts.clone();
+    for (i, &h) in id_hash.iter().enumerate() {
+        let b = bucket(h);
+        rows[fill[b]] = i as IdxSize;
+        fill[b] += 1;
+    }
+    let buckets: Vec<std::ops::Range<usize>> = (0..1usize << BUCKET_BITS)
+        .map(|b| starts[b]..starts[b + 1])
+        .collect();
+    let groups: Vec<&[std::ops::Range<usize>]> = buckets.chunks(32).collect();
+    let found = crate::parallel::map(&groups, 4, |_, group| {
+        let mut dropped: Vec<IdxSize> = Vec::new();
+        let mut differs = 0u64;
+        let mut first: PlHashMap<u64, IdxSize> = PlHashMap::default();
+        // Kept rows whose id hash equals an earlier kept row's (another id): almost never.
+        let mut collided: Vec<IdxSize> = Vec::new();
+        for range in group.iter() {
+            first.clear();
+            collided.clear();
+            for &row in &rows[range.clone()] {
+                let i = row as usize;
+                let kept = *first.entry(id_hash[i]).or_insert(row) as usize;
+                if kept == i {
+                    continue;
+                }
+                let same = |k: usize| ids.get(k) == ids.get(i);
+                let kept = if same(kept) {
+                    Some(kept)
+                } else {
+                    collided
+                        .iter()
+                        .map(|&k| k as usize)
+                        .find(|&k| id_hash[k] == id_hash[i] && same(k))
+                };
+                match kept {
+                    Some(k) => {
+                        dropped.push(row);
+                        differs += u64::from(content[k] != content[i]);
+                    }
+                    None => collided.push(row),
+                }
+            }
+        }
+        Ok((dropped, differs))
+    })?;
+    let mut keep = vec![true; n];
+    let (mut n_dropped, mut n_differs) = (0u64, 0u64);
+    for (dropped, differs) in found {
+        n_dropped += dropped.len() as u64;
+        n_differs += differs;
+        for row in dropped {
+            keep[row as usize] = false;
+        }
+    }
+    Ok((keep, n_dropped, n_differs))
 }
 
 fn read_touches(
@@ -1473,4 +1587,34 @@ fn read_touches(
     crate::step_done!(started, "touches: sorted");
     st.rows_used = df.height() as u64;
     Ok((df, extra, st))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first copy of each id is kept whatever the id hashes are: with every hash equal
+    /// (each id collides with all the others) and with distinct hashes, the same answer.
+    #[test]
+    fn first_copies_are_exact_even_when_id_hashes_collide() {
+        let ids = StringChunked::new(
+            "event_id".into(),
+            [Some("a"), Some("b"), Some("a"), Some("c"), Some("b"), Some("a"), None, None],
+        );
+        let content = [1, 2, 1, 3, 9, 7, 5, 5];
+        let expected = vec![true, true, false, true, false, false, true, false];
+        let all_equal = vec![42u64; ids.len()];
+        let mut real = Vec::new();
+        ids.clone()
+            .into_series()
+            .vec_hash(PlSeedableRandomStateQuality::fixed(), &mut real)
+            .unwrap();
+        for hashes in [all_equal, real] {
+            let (keep, dropped, differs) = keep_first_copies(&ids, &hashes, &content).unwrap();
+            assert_eq!(keep, expected);
+            assert_eq!(dropped, 4);
+            // b: 9 against 2; a: 7 against 1 (the second a matches); the nulls match.
+            assert_eq!(differs, 2);
+        }
+    }
 }

@@ -126,8 +126,33 @@ impl FirstLast {
     }
 }
 
-/// Build the analyst tables.
-pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<Tables> {
+/// What stitch needs to know of each touch that does not depend on the identity graph, so that
+/// it can be worked out beside [`crate::identity::build`] (see [`touch_facts`]).
+#[derive(Debug, Clone)]
+pub struct TouchFacts {
+    /// Whether each touch (row of `RawLake::touches`) counts (contract §3.4).
+    pub counts: BooleanChunked,
+    /// Channel, source, medium and campaign of each touch.
+    pub channels: DataFrame,
+}
+
+/// Which touches count, and their channels.
+pub fn touch_facts(raw: &RawLake) -> Result<TouchFacts> {
+    let started = std::time::Instant::now();
+    let counts = touches::counting(&raw.touches, &raw.touch_extra_keys)?;
+    let channels = classify_touches(&raw.touches, &raw.touch_extra_keys)?;
+    crate::step_done!(started, "stitch: touches counted and classified");
+    Ok(TouchFacts { counts, channels })
+}
+
+/// Build the analyst tables: the journeys and the person-level tables from the raw lake, its identity graph and
+/// the [`touch_facts`] of its touches.
+pub fn stitch(
+    raw: &RawLake,
+    graph: &IdentityGraph,
+    facts: TouchFacts,
+    cfg: &JobConfig,
+) -> Result<Tables> {
     let started = std::time::Instant::now();
     let log = |step: &str| crate::step_done!(started, "stitch: {step}");
     let mut stats = StitchStats::default();
@@ -137,8 +162,10 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
 
     // Touches: which count, and the first / last per person and per cookie (rows are in time
     // order, so the first seen is the earliest and the last seen the latest).
-    let counts = touches::counting(&raw.touches, &raw.touch_extra_keys)?;
-    let touch_channels = classify_touches(&raw.touches, &raw.touch_extra_keys)?;
+    let TouchFacts {
+        counts,
+        channels: touch_channels,
+    } = facts;
     let touch_ts: Vec<i64> = raw
         .touches
         .column("ts")?
@@ -146,7 +173,6 @@ pub fn stitch(raw: &RawLake, graph: &IdentityGraph, cfg: &JobConfig) -> Result<T
         .iter()
         .map(|v| v.unwrap_or(0))
         .collect();
-    log("touches counted and classified");
     let mut by_person = FirstLast::new(n_persons);
     let mut by_cookie = FirstLast::new(n_cookies);
     for (row, c) in counts.iter().enumerate() {

@@ -115,6 +115,21 @@ pub fn counting(touches: &DataFrame, extra_keys: &[String]) -> Result<BooleanChu
 /// Render touches `rows` of `touches` as JSON objects (keys sorted): `ts` as RFC 3339 UTC and
 /// every non-empty string column (contract columns and extra keys).
 pub fn to_json(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Result<StringChunked> {
+    // The rows in parts, rendered side by side (one loop per row), then put together in order.
+    let parts: Vec<&[u32]> = rows
+        .chunks(rows.len().div_ceil(2 * crate::parallel::threads(4)).max(1))
+        .collect();
+    let rendered =
+        crate::parallel::map(&parts, 4, |_, part| to_json_part(touches, extra_keys, part))?;
+    let mut out = StringChunked::full_null("json".into(), 0);
+    for part in &rendered {
+        out.append(part)?;
+    }
+    out.rechunk_mut();
+    Ok(out)
+}
+
+fn to_json_part(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Result<StringChunked> {
     let mut names: Vec<&str> = TOUCHES
         .iter()
         .map(|c| c.name)
