@@ -21,7 +21,7 @@ pub struct RunSummary {
 }
 
 /// Number of progress stages of a run.
-pub const STAGES: u64 = 7;
+pub const STAGES: u64 = 6;
 
 /// Run the job: open the locations, then [`run_with`].
 pub fn run(cfg: &JobConfig, progress: &Progress) -> Result<RunSummary> {
@@ -42,7 +42,10 @@ pub fn run_with(
     let raw = read::read_lake(input, cfg)?;
     reconcile(&raw)?;
 
-    progress.stage(2, "identity: segments and persons");
+    progress.stage(
+        2,
+        "identity: segments and persons (touches classified beside)",
+    );
     let mut raw = raw;
     // Which touches count and their channels depend on the touches alone: worked out beside
     // the identity graph (both mostly one thread).
@@ -105,13 +108,23 @@ pub fn run_with(
         "publish: persons, cookies and users written"
     );
 
-    progress.stage(4, "attribute: channels and models");
-    let attribution = attribute_stage(&raw, &graph, &tables, cfg)?;
-
-    progress.stage(5, "export: ad-platform files");
+    // Attribution and the exports read the same stitched tables and nothing of each other:
+    // side by side (each mostly one thread).
+    progress.stage(
+        4,
+        "attribute and export: channels, models, ad-platform files",
+    );
     let ledger = publish::read_ledger(output)?;
-    let conversions = export::gather::conversions(&raw, &graph, &tables, &cfg.events.conversions)?;
-    let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
+    let (attribution, exports) = crate::parallel::join(
+        || attribute_stage(&raw, &graph, &tables, cfg),
+        || -> Result<(Vec<export::Conversion>, export::Exports)> {
+            let conversions =
+                export::gather::conversions(&raw, &graph, &tables, &cfg.events.conversions)?;
+            let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
+            Ok((conversions, exports))
+        },
+    );
+    let (attribution, (conversions, exports)) = (attribution?, exports?);
     // What publishing still needs of the raw lake and the graph: free the rest (the events'
     // personal-data columns, the touches, the per-event id vectors) before the biggest writes.
     let read::RawLake {
@@ -128,7 +141,7 @@ pub fn run_with(
     drop(graph);
     tables.touch_channels = polars::prelude::DataFrame::empty();
 
-    progress.stage(6, "publish: tables and export files");
+    progress.stage(5, "publish: tables and export files");
     let status = exports.status_frame()?;
     // journeys: by person within each day (so a reader of one person skips most row groups),
     // with the columns not held in memory read again from the raw files, day by day.
@@ -153,7 +166,7 @@ pub fn run_with(
     outputs.extend(files.iter().map(|(name, _, _)| name.to_string()).zip(stats));
     let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;
 
-    progress.stage(7, "publish: report, manifest, _SUCCESS, latest");
+    progress.stage(6, "publish: report, manifest, _SUCCESS, latest");
     let manifest = Manifest {
         run_date: date.format("%Y-%m-%d").to_string(),
         status: "succeeded".into(),

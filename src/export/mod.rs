@@ -410,13 +410,22 @@ pub fn export(
             .collect();
         (todo.into_iter().cloned().collect(), done)
     };
-    let (todo, done) = fresh("meta");
-    let mut meta = meta::build(&todo, &settings.meta, end);
-    meta.skipped.already_exported += done.len() as u64;
-    meta.not_exported.extend(done);
-    let (todo, done) = fresh("google");
-    let mut google = google::build(&todo, &settings.google, end)
-        .map_err(|e| Error::Internal(format!("[exports.google] {e}")))?;
+    // The two platforms' files side by side (each normalizes and hashes every identifier).
+    let (meta, google) = crate::parallel::join(
+        || {
+            let (todo, done) = fresh("meta");
+            let mut meta = meta::build(&todo, &settings.meta, end);
+            meta.skipped.already_exported += done.len() as u64;
+            meta.not_exported.extend(done);
+            meta
+        },
+        || {
+            let (todo, done) = fresh("google");
+            google::build(&todo, &settings.google, end).map(|g| (g, done))
+        },
+    );
+    let (mut google, done) =
+        google.map_err(|e| Error::Internal(format!("[exports.google] {e}")))?;
     google.data_manager.skipped.already_exported += done.len() as u64;
     google.click_csv.skipped.already_exported += done.len() as u64;
     google

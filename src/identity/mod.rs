@@ -126,6 +126,8 @@ pub struct IdentityGraph {
 
 /// Build the identity graph from the cleaned raw lake.
 pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
+    let started = std::time::Instant::now();
+    let log = |step: &str| crate::step_done!(started, "identity: {step}");
     let Encoded {
         anon_ids,
         user_ids,
@@ -136,8 +138,10 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
 
     let n_cookies = anon_ids.len();
     let n_users = user_ids.len();
+    log("ids encoded");
     let seg = segments::segment(n_cookies, &ev, &touch_anon, &touch_ts);
     let n_segments = seg.segments.len();
+    log("segments");
 
     // Union-find over segments [0, S) and users [S, S + U), in event-time order.
     let s = n_segments as u32;
@@ -185,6 +189,7 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
         }
     }
     stats.refused_unions = refused.len() as u64;
+    log("unions");
 
     // Persons: one per component, numbered in node order.
     let n_nodes = uf.len();
@@ -266,6 +271,7 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
         .iter()
         .map(|&sg| segment_person[sg as usize])
         .collect();
+    log("persons");
 
     Ok(IdentityGraph {
         anon_ids,

@@ -1599,7 +1599,16 @@ mod tests {
     fn first_copies_are_exact_even_when_id_hashes_collide() {
         let ids = StringChunked::new(
             "event_id".into(),
-            [Some("a"), Some("b"), Some("a"), Some("c"), Some("b"), Some("a"), None, None],
+            [
+                Some("a"),
+                Some("b"),
+                Some("a"),
+                Some("c"),
+                Some("b"),
+                Some("a"),
+                None,
+                None,
+            ],
         );
         let content = [1, 2, 1, 3, 9, 7, 5, 5];
         let expected = vec![true, true, false, true, false, false, true, false];
