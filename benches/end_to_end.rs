@@ -89,7 +89,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     let facts = stitch::touch_facts(&raw)?;
-    let tables = stitch::stitch(&raw, &graph, facts, &cfg)?;
+    let picks = stitch::pick_touches(&raw, &graph, &facts)?;
+    let tables = stitch::stitch(&raw, &graph, facts, picks, &cfg)?;
     let t_stitch = t.elapsed().as_secs_f64();
 
     let t = Instant::now();

@@ -57,14 +57,16 @@ pub fn run_with(
     raw.events = raw.events.drop_many(["user_id", "previous_id"]);
 
     progress.stage(3, "stitch: journeys and touches");
-    let mut tables = stitch::stitch(&raw, &graph, facts, cfg)?;
-    // From here on the touches are read for their time (attribution, which uses the channels
-    // stitch classified) and what the exports send.
+    let picks = stitch::pick_touches(&raw, &graph, &facts)?;
+    // From here on the touches are read for their time (stitch and attribution, which use the
+    // channels classified above) and what the exports send: the other columns are freed
+    // before the tables are built.
     let keep: Vec<&str> = export::gather::TOUCH_COLUMNS
         .into_iter()
         .filter(|c| raw.touches.column(c).is_ok())
         .collect();
     raw.touches = raw.touches.select(keep)?;
+    let mut tables = stitch::stitch(&raw, &graph, facts, picks, cfg)?;
 
     // The tables of persons, cookies and users are written now: their touch JSON is the
     // biggest text of the run, and it is freed before attribution and the exports build

@@ -145,44 +145,41 @@ pub fn touch_facts(raw: &RawLake) -> Result<TouchFacts> {
     Ok(TouchFacts { counts, channels })
 }
 
-/// Build the analyst tables: the journeys and the person-level tables from the raw lake, its identity graph and
-/// the [`touch_facts`] of its touches.
-pub fn stitch(
+/// The first and last counting touch of every person and cookie, and the JSON of each of those
+/// touches (the only thing stitch reads of the touches' columns beyond their time): worked out
+/// before [`stitch`], so that the run can drop the touch columns nothing else reads before the
+/// tables are built.
+pub struct TouchPicks {
+    by_person: FirstLast,
+    by_cookie: FirstLast,
+    /// The rows of the touches the tables show, ascending.
+    wanted: Vec<u32>,
+    /// The JSON of each of `wanted`.
+    json: Series,
+    counting: u64,
+    direct: u64,
+}
+
+/// Pick the first and last counting touches (rows are in time order, so the first seen is the
+/// earliest and the last seen the latest) and render them as JSON.
+pub fn pick_touches(
     raw: &RawLake,
     graph: &IdentityGraph,
-    facts: TouchFacts,
-    cfg: &JobConfig,
-) -> Result<Tables> {
+    facts: &TouchFacts,
+) -> Result<TouchPicks> {
     let started = std::time::Instant::now();
-    let log = |step: &str| crate::step_done!(started, "stitch: {step}");
-    let mut stats = StitchStats::default();
     let seg = &graph.segmentation;
-    let n_persons = graph.persons.len();
-    let n_cookies = seg.cookies.len();
-
-    // Touches: which count, and the first / last per person and per cookie (rows are in time
-    // order, so the first seen is the earliest and the last seen the latest).
-    let TouchFacts {
-        counts,
-        channels: touch_channels,
-    } = facts;
-    let touch_ts: Vec<i64> = raw
-        .touches
-        .column("ts")?
-        .i64()?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
-    let mut by_person = FirstLast::new(n_persons);
-    let mut by_cookie = FirstLast::new(n_cookies);
-    for (row, c) in counts.iter().enumerate() {
+    let mut by_person = FirstLast::new(graph.persons.len());
+    let mut by_cookie = FirstLast::new(seg.cookies.len());
+    let (mut counting, mut direct) = (0u64, 0u64);
+    for (row, c) in facts.counts.iter().enumerate() {
         if c == Some(true) {
-            stats.counting_touches += 1;
+            counting += 1;
             let sg = seg.touch_segment[row];
             by_person.see(graph.touch_person[row], row as u32);
             by_cookie.see(seg.segments[sg as usize].anon, row as u32);
         } else {
-            stats.direct_touches += 1;
+            direct += 1;
         }
     }
     let mut wanted: Vec<u32> = by_person
@@ -199,8 +196,55 @@ pub fn stitch(
     // The JSON of every touch a table shows, once; each table's column is a gather from it
     // (views into one buffer: up to four tables show one touch, and the text is the biggest
     // part of them). `publish` writes such columns compacted, one table at a time.
-    let json_all = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?.into_series();
-    log("touch JSON");
+    let json = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?.into_series();
+    crate::step_done!(started, "stitch: touch JSON");
+    Ok(TouchPicks {
+        by_person,
+        by_cookie,
+        wanted,
+        json,
+        counting,
+        direct,
+    })
+}
+
+/// Build the analyst tables: the journeys and the person-level tables from the raw lake, its
+/// identity graph, the [`touch_facts`] of its touches and the [`pick_touches`] of them.
+pub fn stitch(
+    raw: &RawLake,
+    graph: &IdentityGraph,
+    facts: TouchFacts,
+    picks: TouchPicks,
+    cfg: &JobConfig,
+) -> Result<Tables> {
+    let started = std::time::Instant::now();
+    let log = |step: &str| crate::step_done!(started, "stitch: {step}");
+    let mut stats = StitchStats::default();
+    let seg = &graph.segmentation;
+    let n_persons = graph.persons.len();
+    let n_cookies = seg.cookies.len();
+
+    let TouchFacts {
+        counts,
+        channels: touch_channels,
+    } = facts;
+    let TouchPicks {
+        by_person,
+        by_cookie,
+        wanted,
+        json: json_all,
+        counting,
+        direct,
+    } = picks;
+    stats.counting_touches = counting;
+    stats.direct_touches = direct;
+    let touch_ts: Vec<i64> = raw
+        .touches
+        .column("ts")?
+        .i64()?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
     let json_of = |rows: &[u32], name: &str| -> Result<Series> {
         let idx: Vec<u32> = rows
             .iter()
