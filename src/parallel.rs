@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 use crate::error::Result;
 
-/// The number of threads to use for work that wants up to `max`: the machine's cores, at most
-/// `max`, at least 1.
+/// The number of threads to use for work that wants up to `max`: the machine's cores, or
+/// `POLARS_MAX_THREADS` when set (the one setting for the whole run), at most `max`, at least 1.
 pub fn threads(max: usize) -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, max.max(1))
+    let cores = std::env::var("POLARS_MAX_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cores.clamp(1, max.max(1))
 }
 
 /// `f(i, &items[i])` for every item on up to `max_threads` threads, the results in the items'
