@@ -51,7 +51,9 @@ pub fn run_with(
     // the identity graph (both mostly one thread).
     let (facts, graph) =
         crate::parallel::join(|| stitch::touch_facts(&raw), || identity::build(&raw, cfg));
-    let (facts, graph) = (facts?, graph?);
+    // The graph's error first, as when it ran alone.
+    let graph = graph?;
+    let facts = facts?;
     // The events' user and previous ids are read by the identity graph only (journeys show the
     // resolved user, and `raw_user_id` is read again from the raw files).
     raw.events = raw.events.drop_many(["user_id", "previous_id"]);
