@@ -215,3 +215,123 @@ fn distinct(fidx: &UInt32Chunked) -> Vec<u32> {
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
     Error::Internal("a journeys writer thread panicked".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Access;
+
+    fn put_file(lake: &Lake, path: &str, mut df: DataFrame) {
+        let mut buf = Vec::new();
+        ParquetWriter::new(&mut buf).finish(&mut df).unwrap();
+        lake.put(path, buf.into()).unwrap();
+    }
+
+    fn strs(df: &DataFrame, c: &str) -> Vec<Option<String>> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
+    }
+
+    /// Days whose events come from two files (late events sit in the next partition): each
+    /// row gets its own file's values, cleaned as the read stage cleans them, in the day's row
+    /// order; a file's columns are kept until the last day that needs them is written.
+    #[test]
+    fn a_day_drawn_from_two_files_gets_each_rows_own_values() {
+        let lake = Lake::open("memory://", Access::Write).unwrap();
+        let (a, b) = (
+            "raw/events/dt=2026-11-20/a.parquet",
+            "raw/events/dt=2026-11-21/b.parquet",
+        );
+        put_file(
+            &lake,
+            a,
+            df!(
+                "user_id" => [Some("u1"), Some("Alice@Example.com"), None],
+                "value" => [Some(1.0), None, Some(3.0)],
+                "currency" => [Some("EUR"), None, Some("USD")],
+                "order_id" => [Some("o1"), None, None],
+                "session_id" => ["s1", "s2", "s3"],
+            )
+            .unwrap(),
+        );
+        put_file(
+            &lake,
+            b,
+            df!(
+                "user_id" => [Some("u9"), None],
+                "value" => [Some(9.0), None],
+                "currency" => [None, Some("GBP")],
+                "order_id" => [None, Some("o9")],
+                "session_id" => ["s9", "s8"],
+            )
+            .unwrap(),
+        );
+        let files = EventFiles {
+            files: vec![
+                (a.to_string(), "2026-11-20".to_string()),
+                (b.to_string(), "2026-11-21".to_string()),
+            ],
+            renames: Vec::new(),
+        };
+        // Five events: file a rows 0-2, file b rows 0-1. Day 1 takes b0, a0, a1; day 2 a2, b1.
+        let fidx = UInt32Chunked::from_vec(FIDX_COL.into(), vec![0, 0, 0, 1, 1]);
+        let row = [0u32, 1, 2, 0, 1];
+        let day1 = IdxCa::from_vec("d".into(), vec![3, 0, 1]);
+        let day2 = IdxCa::from_vec("d".into(), vec![2, 4]);
+        let reader = JourneyColumns::new(&lake, &files, &fidx, &[&day1, &day2]).unwrap();
+        let part = |rows: &IdxCa| {
+            let idx: Vec<usize> = rows.into_no_null_iter().map(|i| i as usize).collect();
+            df!(
+                FIDX_COL => idx.iter().map(|&i| fidx.get(i).unwrap()).collect::<Vec<u32>>(),
+                ROW_COL => idx.iter().map(|&i| row[i]).collect::<Vec<u32>>(),
+            )
+            .unwrap()
+        };
+
+        let first = reader.complete(part(&day1)).unwrap();
+        let alice = privacy::pseudonymize_ids(
+            df!("user_id" => ["Alice@Example.com"]).unwrap(),
+            &["user_id"],
+            MAX_ID_CHARS,
+        )
+        .unwrap()
+        .0;
+        let alice = strs(&alice, "user_id")[0].clone();
+        assert_ne!(alice.as_deref(), Some("Alice@Example.com"));
+        let some = |v: &str| Some(v.to_string());
+        assert_eq!(strs(&first, "raw_user_id"), [some("u9"), some("u1"), alice]);
+        assert_eq!(
+            strs(&first, "session_id"),
+            [some("s9"), some("s1"), some("s2")]
+        );
+        assert_eq!(strs(&first, "currency"), [None, some("EUR"), None]);
+        assert_eq!(strs(&first, "order_id"), [None, some("o1"), None]);
+        let value: Vec<Option<f64>> = first
+            .column("value")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(value, [Some(9.0), Some(1.0), None]);
+        assert_eq!(
+            reader.cache.lock().unwrap().len(),
+            2,
+            "both files are needed again"
+        );
+
+        let second = reader.complete(part(&day2)).unwrap();
+        assert_eq!(strs(&second, "session_id"), [some("s3"), some("s8")]);
+        assert_eq!(strs(&second, "currency"), [some("USD"), some("GBP")]);
+        assert_eq!(strs(&second, "order_id"), [None, some("o9")]);
+        assert!(
+            reader.cache.lock().unwrap().is_empty(),
+            "no day needs them any more"
+        );
+    }
+}
