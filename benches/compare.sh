@@ -5,6 +5,7 @@
 #
 # Environment: WORK (scratch folder, default /tmp/lakestitch-compare; lakes are generated once
 # and reused), DATE (run date, default 2026-11-21), DAYS (default 30), SEED (default 42),
+# VISITS (gen --visits-scale: visits per person times this, default 1),
 # THREADS (DuckDB threads, default all), CARGO_TARGET_DIR as usual, LAKESTITCH_BIN (use this
 # binary instead of building one).
 # Needs: cargo, python3 with the duckdb package (pip install duckdb).
@@ -19,6 +20,7 @@ WORK=${WORK:-/tmp/lakestitch-compare}
 DATE=${DATE:-2026-11-21}
 DAYS=${DAYS:-30}
 SEED=${SEED:-42}
+VISITS=${VISITS:-1}
 THREADS=${THREADS:-0}
 PERSONS=("$@")
 [ ${#PERSONS[@]} -eq 0 ] && PERSONS=(77000)
@@ -44,10 +46,12 @@ json() { "$PY" -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitl
 ROWS=()
 for N in "${PERSONS[@]}"; do
   LAKE="$WORK/lake-p$N-d$DAYS-s$SEED"
+  if [ "$VISITS" != 1 ]; then LAKE="$LAKE-v$VISITS"; fi
   if [ ! -f "$LAKE/truth/humans/part-00000.parquet" ]; then
     echo "generating $LAKE" >&2
     rm -rf "$LAKE"
-    "$BIN" gen --output "$LAKE" --persons "$N" --days "$DAYS" --seed "$SEED" --end-date "$DATE" >&2
+    "$BIN" gen --output "$LAKE" --persons "$N" --days "$DAYS" --seed "$SEED" --end-date "$DATE" \
+      --visits-scale "$VISITS" >&2
   fi
 
   OUT_LS="$WORK/out-lakestitch-p$N"

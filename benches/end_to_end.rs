@@ -55,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             seed: 42,
             end_date: end,
             stories: false,
+            visits_scale: 1,
         };
         let s = pipeline::generate(lake_dir.to_str().expect("utf-8 path"), &opts)?;
         println!(

@@ -48,6 +48,7 @@ fn fixture() -> Fixture {
         seed: 42,
         end_date: end,
         stories: false,
+        visits_scale: 1,
     };
     pipeline::generate(lake, &opts).expect("generate");
     let cfg = JobConfig::new(lake, "memory://", end);

@@ -33,6 +33,9 @@ pub struct GenOptions {
     pub end_date: NaiveDate,
     /// add the hand-made stories (fixed ids such as `anon_phone_ava`, `u_ava`, `h_ava`)
     pub stories: bool,
+    /// each random human's number of visits (2 to 6) times this (0 is read as 1): more events
+    /// per identity, the same humans; 1 gives the lake of earlier versions, byte for byte
+    pub visits_scale: u32,
 }
 
 /// A generated raw lake (contract §2) and its ground truth.
@@ -75,6 +78,7 @@ pub fn generate(opts: &GenOptions) -> PolarsResult<SyntheticLake> {
     }
 
     let mut gen = RandomPart::new(opts.seed, opts.persons, &mut sink);
+    gen.visits_scale = opts.visits_scale.max(1) as usize;
     for i in 0..opts.persons {
         gen.human(i + 1);
     }
@@ -689,6 +693,8 @@ const LATER_VISIT_W: [u32; 13] = [450, 100, 120, 50, 30, 10, 90, 60, 60, 10, 10,
 
 struct RandomPart<'s> {
     rng: ChaCha8Rng,
+    /// [`GenOptions::visits_scale`], at least 1.
+    visits_scale: usize,
     salt: u64,
     ctr: u64,
     n_orgs: usize,
@@ -710,6 +716,7 @@ impl<'s> RandomPart<'s> {
         }
         RandomPart {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            visits_scale: 1,
             salt: mix(seed ^ 0x6c61_6b65_7374_6974),
             ctr: 0,
             n_orgs,
@@ -1148,7 +1155,8 @@ impl<'s> RandomPart<'s> {
         };
 
         // visits
-        let n_sess = self.rng.random_range(2..=6usize);
+        let scale = self.visits_scale;
+        let n_sess = self.rng.random_range(2 * scale..=6 * scale);
         let latest = self.we - 3 * MS_PER_HOUR;
         let start0 = self.rng.random_range(self.ws..=latest);
         let span_end = self.rng.random_range(start0..=latest);
@@ -2572,6 +2580,7 @@ mod tests {
             seed,
             end_date: NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
             stories,
+            visits_scale: 1,
         }
     }
 
@@ -2614,6 +2623,23 @@ mod tests {
         assert!(a.truth_humans.equals_missing(&b.truth_humans));
         let c = generate(&opts(300, 30, 8, true)).unwrap();
         assert!(!same(&a.events, &c.events));
+    }
+
+    /// More visits per human: as many humans (and about as many users: the random draws after
+    /// the first human differ), about `visits_scale` times the events each.
+    #[test]
+    fn visits_scale_lengthens_histories_of_the_same_humans() {
+        let one = generate(&opts(200, 30, 5, false)).unwrap();
+        let three = generate(&GenOptions {
+            visits_scale: 3,
+            ..opts(200, 30, 5, false)
+        })
+        .unwrap();
+        assert_eq!(one.truth_humans.height(), three.truth_humans.height());
+        let (u1, u3) = (one.users.height() as f64, three.users.height() as f64);
+        assert!((u3 / u1 - 1.0).abs() < 0.1, "{u1} users, then {u3}");
+        let (e1, e3) = (all_events(&one).height(), all_events(&three).height());
+        assert!(e3 > 2 * e1 && e3 < 4 * e1, "{e1} events, then {e3}");
     }
 
     #[test]

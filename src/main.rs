@@ -97,6 +97,10 @@ enum Command {
         /// Leave out the hand-made stories.
         #[arg(long)]
         no_stories: bool,
+        /// Multiply each person's number of visits (2 to 6) by this: longer histories of the
+        /// same people, so more events per identity.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        visits_scale: u32,
     },
     /// Measure a run's stitching quality against the ground truth of a generated lake.
     Quality {
@@ -216,6 +220,7 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
             seed,
             end_date,
             no_stories,
+            visits_scale,
         } => {
             let opts = GenOptions {
                 persons,
@@ -224,6 +229,7 @@ fn dispatch(cli: Cli) -> Result<(), Error> {
                 end_date: end_date
                     .unwrap_or(NaiveDate::from_ymd_opt(2026, 11, 21).expect("a date")),
                 stories: !no_stories,
+                visits_scale,
             };
             let s = pipeline::generate(&output, &opts)?;
             tracing::info!(

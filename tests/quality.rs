@@ -36,6 +36,7 @@ fn a_generated_lake_is_stitched_with_high_bcubed_precision_and_recall() {
         seed: 11,
         end_date: end,
         stories: true,
+        visits_scale: 1,
     };
     pipeline::generate(lake, &opts).unwrap();
     pipeline::run(&JobConfig::new(lake, out, end), &Progress::hidden()).unwrap();

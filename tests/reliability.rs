@@ -1094,6 +1094,7 @@ fn generated_lake(persons: usize) -> TestLake {
         seed: 11,
         end_date: date(GEN_DATE),
         stories: true,
+        visits_scale: 1,
     };
     pipeline::generate(lake.input().to_str().unwrap(), &opts).unwrap();
     std::fs::remove_dir_all(lake.input().join("truth")).unwrap();
