@@ -1013,7 +1013,8 @@ fn credit_rows(df: &DataFrame) -> Result<BTreeMap<String, Vec<Credit>>> {
     Ok(out)
 }
 
-fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
+/// The values of a column as strings (cast), nulls as `None`.
+pub(crate) fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
     let c = df.column(name)?.cast(&DataType::String)?;
     Ok(c.str()?.iter().map(|s| s.map(str::to_string)).collect())
 }

@@ -77,11 +77,7 @@ pub fn run_with(
     publish::clear_run(output, date)?;
     let (previous, changed, previous_persons) =
         publish::first_touch_changes(output, date, &tables.persons)?;
-    let early: Vec<(
-        &str,
-        &polars::prelude::DataFrame,
-        Option<publish::Partition<'_>>,
-    )> = tables
+    let early: Vec<publish::TableToWrite<'_>> = tables
         .by_name()
         .into_iter()
         .filter(|(name, _)| *name != "journeys")
@@ -106,7 +102,6 @@ pub fn run_with(
     ] {
         *df = polars::prelude::DataFrame::empty();
     }
-    crate::progress::release_memory();
     tracing::info!(
         peak_rss_mb = crate::progress::peak_rss_mb(),
         "publish: persons, cookies and users written"
@@ -155,11 +150,8 @@ pub fn run_with(
         days: &tables.journey_days,
         finish: Some(&journey_day),
     };
-    let mut files: Vec<(
-        &str,
-        &polars::prelude::DataFrame,
-        Option<publish::Partition<'_>>,
-    )> = vec![("journeys", &tables.journeys, Some(journeys))];
+    let mut files: Vec<publish::TableToWrite<'_>> =
+        vec![("journeys", &tables.journeys, Some(journeys))];
     files.extend([
         ("attribution", &attribution.attribution, None),
         ("attribution_summary", &attribution.summary, None),

@@ -45,13 +45,20 @@ pub const ROW_GROUP_ROWS: usize = 16_384;
 pub fn parquet_bytes_grouped(df: &DataFrame, row_group_rows: Option<usize>) -> Result<Bytes> {
     let mut buf = Cursor::new(Vec::new());
     let mut df = df.clone();
-    ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(Some(
-            polars_parquet::write::ZstdLevel::try_new(1)?,
-        )))
+    table_writer(&mut buf)?
         .with_row_group_size(row_group_rows)
         .finish(&mut df)?;
     Ok(Bytes::from(buf.into_inner()))
+}
+
+/// The Parquet writer of every file the run publishes: zstd level 1 (as small as the default
+/// level 3 on these tables, and faster), statistics on.
+fn table_writer<W: std::io::Write>(buf: W) -> Result<ParquetWriter<W>> {
+    Ok(
+        ParquetWriter::new(buf).with_compression(ParquetCompression::Zstd(Some(
+            polars_parquet::write::ZstdLevel::try_new(1)?,
+        ))),
+    )
 }
 
 /// `df` with each string column whose values point into buffers much bigger than the values
@@ -92,11 +99,7 @@ fn needs_compacting(df: &DataFrame) -> bool {
 /// whole columns.
 fn parquet_bytes_compacted(df: &DataFrame) -> Result<Bytes> {
     let mut buf = Cursor::new(Vec::new());
-    let mut writer = ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(Some(
-            polars_parquet::write::ZstdLevel::try_new(1)?,
-        )))
-        .batched(df.schema())?;
+    let mut writer = table_writer(&mut buf)?.batched(df.schema())?;
     let mut offset = 0usize;
     while offset < df.height() {
         let n = ROW_GROUP_ROWS.min(df.height() - offset);
@@ -150,6 +153,9 @@ pub struct Partition<'a> {
     pub finish: Option<&'a (dyn Fn(DataFrame) -> Result<DataFrame> + Sync)>,
 }
 
+/// A table to write: its name, its rows, and its partition by day (`None`: one file).
+pub type TableToWrite<'a> = (&'a str, &'a DataFrame, Option<Partition<'a>>);
+
 /// One file to write: the rows of a table it holds.
 enum FileRows<'a> {
     /// The whole table.
@@ -167,7 +173,7 @@ enum FileRows<'a> {
 pub fn write_tables(
     out: &Lake,
     date: NaiveDate,
-    tables: &[(&str, &DataFrame, Option<Partition<'_>>)],
+    tables: &[TableToWrite<'_>],
 ) -> Result<Vec<TableStat>> {
     let prefix = run_prefix(date);
     let mut jobs: Vec<(usize, String, FileRows<'_>)> = Vec::new();

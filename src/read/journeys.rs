@@ -228,13 +228,7 @@ mod tests {
     }
 
     fn strs(df: &DataFrame, c: &str) -> Vec<Option<String>> {
-        df.column(c)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.map(str::to_string))
-            .collect()
+        crate::explain::strs(df, c).unwrap()
     }
 
     /// Days whose events come from two files (late events sit in the next partition): each
