@@ -263,290 +263,314 @@ pub fn stitch(
     let (person_ids, person_users) = person_columns(graph)?;
     stats.persons_with_first_touch = by_person.first.iter().filter(|&&r| r != NONE).count() as u64;
 
-    // persons
-    let persons = DataFrame::new(
-        n_persons,
-        vec![
-            person_ids.clone().into(),
-            person_users.clone().into(),
-            Column::new(
-                "anon_count".into(),
-                graph
-                    .persons
-                    .iter()
-                    .map(|p| p.anon_count)
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "segment_count".into(),
-                graph
-                    .persons
-                    .iter()
-                    .map(|p| p.segment_count)
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "conflict_count".into(),
-                graph
-                    .persons
-                    .iter()
-                    .map(|p| p.conflict_count)
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "oversized".into(),
-                graph
-                    .persons
-                    .iter()
-                    .map(|p| p.oversized)
-                    .collect::<Vec<_>>(),
-            ),
-            ts_series(
-                "first_touch_at",
-                by_person.first.iter().map(|&r| ts_of(r)).collect(),
-            )?
-            .into(),
-            ts_series(
-                "last_touch_at",
-                by_person.last.iter().map(|&r| ts_of(r)).collect(),
-            )?
-            .into(),
-            json_of(&by_person.first, "first_touch")?.into(),
-            json_of(&by_person.last, "last_touch")?.into(),
-        ],
-    )?
-    .sort(["person_id"], SortMultipleOptions::default())?;
-
-    log("persons");
-    // identity_map
+    // The cookie and person tables on one thread, journeys and user_attribution (which needs
+    // the journeys' signup and first purchase per person) on another: they share only
+    // read-only inputs.
     let segs = &seg.segments;
-    let event_ids = raw.events.column("event_id")?.as_materialized_series();
-    let seg_anon: Vec<u32> = segs.iter().map(|s| s.anon).collect();
-    let seg_user: Vec<u32> = segs.iter().map(|s| s.user).collect();
-    let link_event: Vec<u32> = segs.iter().map(|s| s.link.map_or(NONE, |l| l.2)).collect();
-    let identity_map = DataFrame::new(
-        segs.len(),
-        vec![
-            gather(&graph.anon_ids, &seg_anon, "anon_id")?.into(),
-            Column::new(
-                "segment".into(),
-                segs.iter().map(|s| s.number).collect::<Vec<_>>(),
-            ),
-            ts_series(
-                "valid_from",
-                segs.iter().map(|s| Some(s.valid_from)).collect(),
-            )?
-            .into(),
-            ts_series("valid_to", segs.iter().map(|s| s.valid_to).collect())?.into(),
-            gather(&person_ids, &graph.segment_person, "person_id")?.into(),
-            gather(&graph.user_ids, &seg_user, "user_id")?.into(),
-            opt_str(
-                "link_kind",
-                segs.iter()
-                    .map(|s| s.link.map(|l| l.0.as_str().to_string()))
-                    .collect(),
-            )
-            .into(),
-            ts_series(
-                "linked_at",
-                segs.iter().map(|s| s.link.map(|l| l.1)).collect(),
-            )?
-            .into(),
-            gather(event_ids, &link_event, "link_event_id")?.into(),
-            Column::new(
-                "conflict".into(),
-                segs.iter()
-                    .enumerate()
-                    .map(|(i, s)| seg.cookies[s.anon as usize].conflict || graph.segment_refused[i])
-                    .collect::<Vec<_>>(),
-            ),
-        ],
-    )?
-    .sort(["anon_id", "segment"], SortMultipleOptions::default())?;
+    let person_side = || -> Result<(DataFrame, DataFrame, DataFrame)> {
+        // persons
+        let persons = DataFrame::new(
+            n_persons,
+            vec![
+                person_ids.clone().into(),
+                person_users.clone().into(),
+                Column::new(
+                    "anon_count".into(),
+                    graph
+                        .persons
+                        .iter()
+                        .map(|p| p.anon_count)
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "segment_count".into(),
+                    graph
+                        .persons
+                        .iter()
+                        .map(|p| p.segment_count)
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "conflict_count".into(),
+                    graph
+                        .persons
+                        .iter()
+                        .map(|p| p.conflict_count)
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "oversized".into(),
+                    graph
+                        .persons
+                        .iter()
+                        .map(|p| p.oversized)
+                        .collect::<Vec<_>>(),
+                ),
+                ts_series(
+                    "first_touch_at",
+                    by_person.first.iter().map(|&r| ts_of(r)).collect(),
+                )?
+                .into(),
+                ts_series(
+                    "last_touch_at",
+                    by_person.last.iter().map(|&r| ts_of(r)).collect(),
+                )?
+                .into(),
+                json_of(&by_person.first, "first_touch")?.into(),
+                json_of(&by_person.last, "last_touch")?.into(),
+            ],
+        )?
+        .sort(["person_id"], SortMultipleOptions::default())?;
 
-    log("identity_map");
-    // anon_visitors
-    let mut latest_seg = vec![NONE; n_cookies];
-    let mut latest_linked = vec![NONE; n_cookies];
-    for (i, s) in segs.iter().enumerate() {
-        latest_seg[s.anon as usize] = i as u32;
-        if s.user != NONE {
-            latest_linked[s.anon as usize] = i as u32;
-        }
-    }
-    let merged_user: Vec<u32> = latest_linked
-        .iter()
-        .map(|&i| {
-            if i == NONE {
-                NONE
-            } else {
-                segs[i as usize].user
-            }
-        })
-        .collect();
-    let cookie_person: Vec<u32> = latest_seg
-        .iter()
-        .map(|&i| graph.segment_person[i as usize])
-        .collect();
-    let all_cookies: Vec<u32> = (0..n_cookies as u32).collect();
-    let anon_visitors = DataFrame::new(
-        n_cookies,
-        vec![
-            gather(&graph.anon_ids, &all_cookies, "anon_id")?.into(),
-            ts_series(
-                "first_seen_at",
-                seg.cookies.iter().map(|c| Some(c.first_seen)).collect(),
-            )?
-            .into(),
-            ts_series(
-                "last_seen_at",
-                seg.cookies.iter().map(|c| Some(c.last_seen)).collect(),
-            )?
-            .into(),
-            json_of(&by_cookie.first, "first_touch")?.into(),
-            json_of(&by_cookie.last, "last_touch")?.into(),
-            gather(&graph.user_ids, &merged_user, "merged_user_id")?.into(),
-            ts_series(
-                "merged_at",
-                latest_linked
-                    .iter()
-                    .map(|&i| {
-                        if i == NONE {
-                            None
-                        } else {
-                            segs[i as usize].link.map(|l| l.1)
-                        }
-                    })
-                    .collect(),
-            )?
-            .into(),
-            gather(&person_ids, &cookie_person, "person_id")?.into(),
-        ],
-    )?;
+        log("persons");
+        // identity_map
+        let event_ids = raw.events.column("event_id")?.as_materialized_series();
+        let seg_anon: Vec<u32> = segs.iter().map(|s| s.anon).collect();
+        let seg_user: Vec<u32> = segs.iter().map(|s| s.user).collect();
+        let link_event: Vec<u32> = segs.iter().map(|s| s.link.map_or(NONE, |l| l.2)).collect();
+        let identity_map = DataFrame::new(
+            segs.len(),
+            vec![
+                gather(&graph.anon_ids, &seg_anon, "anon_id")?.into(),
+                Column::new(
+                    "segment".into(),
+                    segs.iter().map(|s| s.number).collect::<Vec<_>>(),
+                ),
+                ts_series(
+                    "valid_from",
+                    segs.iter().map(|s| Some(s.valid_from)).collect(),
+                )?
+                .into(),
+                ts_series("valid_to", segs.iter().map(|s| s.valid_to).collect())?.into(),
+                gather(&person_ids, &graph.segment_person, "person_id")?.into(),
+                gather(&graph.user_ids, &seg_user, "user_id")?.into(),
+                opt_str(
+                    "link_kind",
+                    segs.iter()
+                        .map(|s| s.link.map(|l| l.0.as_str().to_string()))
+                        .collect(),
+                )
+                .into(),
+                ts_series(
+                    "linked_at",
+                    segs.iter().map(|s| s.link.map(|l| l.1)).collect(),
+                )?
+                .into(),
+                gather(event_ids, &link_event, "link_event_id")?.into(),
+                Column::new(
+                    "conflict".into(),
+                    segs.iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            seg.cookies[s.anon as usize].conflict || graph.segment_refused[i]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            ],
+        )?
+        .sort(["anon_id", "segment"], SortMultipleOptions::default())?;
 
-    log("anon_visitors");
-    // Events: step, backfill, conversions, signup and first purchase per person.
-    let events = &raw.events;
-    let n_events = events.height();
-    let conv_names = Series::new("conv".into(), cfg.events.conversions.clone());
-    let flags = events
-        .clone()
-        .lazy()
-        .select([
-            col("event")
-                .is_in(lit(conv_names).implode(true), false)
-                .fill_null(lit(false))
-                .alias("is_conversion"),
-            col("event")
-                .eq(lit(cfg.events.signup.as_str()))
-                .fill_null(lit(false))
-                .alias("is_signup"),
-        ])
-        .collect()?;
-    let is_conv = flags.column("is_conversion")?.bool()?.clone();
-    let is_signup = flags.column("is_signup")?.bool()?;
-    let ev_ts = events.column("ts")?.i64()?;
-    let mut step = vec![0u32; n_events];
-    let mut counter = vec![0u32; n_persons];
-    let mut backfilled = vec![false; n_events];
-    let mut signup_at: Vec<Option<i64>> = vec![None; n_persons];
-    let mut first_purchase_at: Vec<Option<i64>> = vec![None; n_persons];
-    let mut segment_no: Vec<Option<u32>> = vec![None; n_events];
-    let flags = ev_ts.iter().zip(is_signup.iter()).zip(is_conv.iter());
-    for (e, ((t, signup), conv)) in flags.enumerate() {
-        let p = graph.event_person[e] as usize;
-        counter[p] += 1;
-        step[e] = counter[p];
-        let has_user = graph.persons[p].user != NONE;
-        backfilled[e] = graph.event_user[e] == NONE && has_user;
-        if signup == Some(true) && signup_at[p].is_none() {
-            signup_at[p] = t;
-        }
-        if conv == Some(true) {
-            stats.conversions += 1;
-            if first_purchase_at[p].is_none() {
-                first_purchase_at[p] = t;
+        log("identity_map");
+        // anon_visitors
+        let mut latest_seg = vec![NONE; n_cookies];
+        let mut latest_linked = vec![NONE; n_cookies];
+        for (i, s) in segs.iter().enumerate() {
+            latest_seg[s.anon as usize] = i as u32;
+            if s.user != NONE {
+                latest_linked[s.anon as usize] = i as u32;
             }
         }
-        let sg = seg.event_segment[e];
-        if sg != NONE {
-            segment_no[e] = Some(segs[sg as usize].number);
+        let merged_user: Vec<u32> = latest_linked
+            .iter()
+            .map(|&i| {
+                if i == NONE {
+                    NONE
+                } else {
+                    segs[i as usize].user
+                }
+            })
+            .collect();
+        let cookie_person: Vec<u32> = latest_seg
+            .iter()
+            .map(|&i| graph.segment_person[i as usize])
+            .collect();
+        let all_cookies: Vec<u32> = (0..n_cookies as u32).collect();
+        let anon_visitors = DataFrame::new(
+            n_cookies,
+            vec![
+                gather(&graph.anon_ids, &all_cookies, "anon_id")?.into(),
+                ts_series(
+                    "first_seen_at",
+                    seg.cookies.iter().map(|c| Some(c.first_seen)).collect(),
+                )?
+                .into(),
+                ts_series(
+                    "last_seen_at",
+                    seg.cookies.iter().map(|c| Some(c.last_seen)).collect(),
+                )?
+                .into(),
+                json_of(&by_cookie.first, "first_touch")?.into(),
+                json_of(&by_cookie.last, "last_touch")?.into(),
+                gather(&graph.user_ids, &merged_user, "merged_user_id")?.into(),
+                ts_series(
+                    "merged_at",
+                    latest_linked
+                        .iter()
+                        .map(|&i| {
+                            if i == NONE {
+                                None
+                            } else {
+                                segs[i as usize].link.map(|l| l.1)
+                            }
+                        })
+                        .collect(),
+                )?
+                .into(),
+                gather(&person_ids, &cookie_person, "person_id")?.into(),
+            ],
+        )?;
+
+        log("anon_visitors");
+        Ok((persons, identity_map, anon_visitors))
+    };
+    let event_side = || -> Result<(DataFrame, Vec<DayRows>, DataFrame, u64, u64)> {
+        // Events: step, backfill, conversions, signup and first purchase per person.
+        let events = &raw.events;
+        let n_events = events.height();
+        let conv_names = Series::new("conv".into(), cfg.events.conversions.clone());
+        let flags = events
+            .clone()
+            .lazy()
+            .select([
+                col("event")
+                    .is_in(lit(conv_names).implode(true), false)
+                    .fill_null(lit(false))
+                    .alias("is_conversion"),
+                col("event")
+                    .eq(lit(cfg.events.signup.as_str()))
+                    .fill_null(lit(false))
+                    .alias("is_signup"),
+            ])
+            .collect()?;
+        let is_conv = flags.column("is_conversion")?.bool()?.clone();
+        let is_signup = flags.column("is_signup")?.bool()?;
+        let ev_ts = events.column("ts")?.i64()?;
+        let mut step = vec![0u32; n_events];
+        let mut counter = vec![0u32; n_persons];
+        let mut backfilled = vec![false; n_events];
+        let mut signup_at: Vec<Option<i64>> = vec![None; n_persons];
+        let mut first_purchase_at: Vec<Option<i64>> = vec![None; n_persons];
+        let mut segment_no: Vec<Option<u32>> = vec![None; n_events];
+        let mut conversions = 0u64;
+        let flags = ev_ts.iter().zip(is_signup.iter()).zip(is_conv.iter());
+        for (e, ((t, signup), conv)) in flags.enumerate() {
+            let p = graph.event_person[e] as usize;
+            counter[p] += 1;
+            step[e] = counter[p];
+            let has_user = graph.persons[p].user != NONE;
+            backfilled[e] = graph.event_user[e] == NONE && has_user;
+            if signup == Some(true) && signup_at[p].is_none() {
+                signup_at[p] = t;
+            }
+            if conv == Some(true) {
+                conversions += 1;
+                if first_purchase_at[p].is_none() {
+                    first_purchase_at[p] = t;
+                }
+            }
+            let sg = seg.event_segment[e];
+            if sg != NONE {
+                segment_no[e] = Some(segs[sg as usize].number);
+            }
         }
-    }
-    stats.backfilled_events = backfilled.iter().filter(|&&b| b).count() as u64;
-    stats.journey_events = n_events as u64;
+        let backfilled_events = backfilled.iter().filter(|&&b| b).count() as u64;
 
-    let journeys = events
-        .clone()
-        .lazy()
-        .select([
-            col("event_id"),
-            col("ts"),
-            col("seq"),
-            col("event"),
-            col("anon_id"),
-            col("org_id"),
-            col(crate::read::FIDX_COL),
-            col("_row"),
-        ])
-        .collect()?;
-    let mut journeys = journeys;
-    let day_rows = journey_days(ev_ts, &graph.event_person, &step, &person_ids, cfg)?;
-    let ts_col = events.column("ts")?.cast(&DataType::Datetime(
-        TimeUnit::Microseconds,
-        Some(TimeZone::UTC),
-    ))?;
-    journeys.replace("ts", ts_col)?;
-    // The person (index); `person_id` and `user_id` are filled in day by day as `journeys`
-    // is written ([`journey_day`]).
-    journeys.with_column(Column::new(PERSON_COL.into(), graph.event_person.clone()))?;
-    journeys.with_column(Column::from(Series::new("step".into(), step)))?;
-    journeys.with_column(Column::from(Series::new("backfilled".into(), backfilled)))?;
-    journeys.with_column(Column::from(
-        is_conv.into_series().with_name("is_conversion".into()),
-    ))?;
-    journeys.with_column(Column::from(Series::new("segment".into(), segment_no)))?;
+        let journeys = events
+            .clone()
+            .lazy()
+            .select([
+                col("event_id"),
+                col("ts"),
+                col("seq"),
+                col("event"),
+                col("anon_id"),
+                col("org_id"),
+                col(crate::read::FIDX_COL),
+                col("_row"),
+            ])
+            .collect()?;
+        let mut journeys = journeys;
+        let day_rows = journey_days(ev_ts, &graph.event_person, &step, &person_ids, cfg)?;
+        let ts_col = events.column("ts")?.cast(&DataType::Datetime(
+            TimeUnit::Microseconds,
+            Some(TimeZone::UTC),
+        ))?;
+        journeys.replace("ts", ts_col)?;
+        // The person (index); `person_id` and `user_id` are filled in day by day as `journeys`
+        // is written ([`journey_day`]).
+        journeys.with_column(Column::new(PERSON_COL.into(), graph.event_person.clone()))?;
+        journeys.with_column(Column::from(Series::new("step".into(), step)))?;
+        journeys.with_column(Column::from(Series::new("backfilled".into(), backfilled)))?;
+        journeys.with_column(Column::from(
+            is_conv.into_series().with_name("is_conversion".into()),
+        ))?;
+        journeys.with_column(Column::from(Series::new("segment".into(), segment_no)))?;
 
-    log("journeys");
-    // user_attribution: one row per user, with the person's facts.
-    let n_users = graph.user_ids.len();
-    let up = &graph.user_person;
-    let ft_row: Vec<u32> = up.iter().map(|&p| by_person.first[p as usize]).collect();
-    let lt_row: Vec<u32> = up.iter().map(|&p| by_person.last[p as usize]).collect();
-    let mut first_channel = channel_columns(&touch_channels, &ft_row, "first_touch_")?.into_iter();
-    let mut next_channel = || first_channel.next().expect("four channel columns");
-    let user_attribution = DataFrame::new(
-        n_users,
-        vec![
-            graph.user_ids.clone().with_name("user_id".into()).into(),
-            gather(&person_ids, up, "person_id")?.into(),
-            json_of(&ft_row, "first_touch")?.into(),
-            json_of(&lt_row, "last_touch")?.into(),
-            ts_series("first_touch_at", ft_row.iter().map(|&r| ts_of(r)).collect())?.into(),
-            next_channel(),
-            next_channel(),
-            next_channel(),
-            next_channel(),
-            ts_series(
-                "signup_at",
-                up.iter().map(|&p| signup_at[p as usize]).collect(),
-            )?
-            .into(),
-            ts_series(
-                "first_purchase_at",
-                up.iter().map(|&p| first_purchase_at[p as usize]).collect(),
-            )?
-            .into(),
-            Column::new(
-                "anon_count".into(),
-                up.iter()
-                    .map(|&p| graph.persons[p as usize].anon_count)
-                    .collect::<Vec<_>>(),
-            ),
-        ],
-    )?;
+        log("journeys");
+        // user_attribution: one row per user, with the person's facts.
+        let n_users = graph.user_ids.len();
+        let up = &graph.user_person;
+        let ft_row: Vec<u32> = up.iter().map(|&p| by_person.first[p as usize]).collect();
+        let lt_row: Vec<u32> = up.iter().map(|&p| by_person.last[p as usize]).collect();
+        let mut first_channel =
+            channel_columns(&touch_channels, &ft_row, "first_touch_")?.into_iter();
+        let mut next_channel = || first_channel.next().expect("four channel columns");
+        let user_attribution = DataFrame::new(
+            n_users,
+            vec![
+                graph.user_ids.clone().with_name("user_id".into()).into(),
+                gather(&person_ids, up, "person_id")?.into(),
+                json_of(&ft_row, "first_touch")?.into(),
+                json_of(&lt_row, "last_touch")?.into(),
+                ts_series("first_touch_at", ft_row.iter().map(|&r| ts_of(r)).collect())?.into(),
+                next_channel(),
+                next_channel(),
+                next_channel(),
+                next_channel(),
+                ts_series(
+                    "signup_at",
+                    up.iter().map(|&p| signup_at[p as usize]).collect(),
+                )?
+                .into(),
+                ts_series(
+                    "first_purchase_at",
+                    up.iter().map(|&p| first_purchase_at[p as usize]).collect(),
+                )?
+                .into(),
+                Column::new(
+                    "anon_count".into(),
+                    up.iter()
+                        .map(|&p| graph.persons[p as usize].anon_count)
+                        .collect::<Vec<_>>(),
+                ),
+            ],
+        )?;
 
-    log("user_attribution");
+        log("user_attribution");
+        Ok((
+            journeys,
+            day_rows,
+            user_attribution,
+            conversions,
+            backfilled_events,
+        ))
+    };
+    let (people, event_tables) = crate::parallel::join(person_side, event_side);
+    let (persons, identity_map, anon_visitors) = people?;
+    let (journeys, day_rows, user_attribution, conversions, backfilled_events) = event_tables?;
+    stats.conversions = conversions;
+    stats.backfilled_events = backfilled_events;
+    stats.journey_events = raw.events.height() as u64;
     let refused_unions = refused_unions(raw, graph, &person_ids)?;
 
     Ok(Tables {
