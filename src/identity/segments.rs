@@ -149,17 +149,57 @@ pub fn segment(
         let probe = (p != NONE).then_some((p, Item::Probe(i)));
         own.into_iter().chain(probe)
     });
-    let (ev_off, ev_items) = by_cookie(n_cookies, event_items);
-    let (t_off, t_items) = by_cookie(
-        n_cookies,
-        touch_anon
-            .iter()
-            .enumerate()
-            .map(|(i, &a)| (a, Item::Touch(i as u32))),
+    // The events' and the touches' cookie order, side by side.
+    let ((ev_off, ev_items), (t_off, t_items)) = crate::parallel::join(
+        || by_cookie(n_cookies, event_items),
+        || {
+            by_cookie(
+                n_cookies,
+                touch_anon
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &a)| (a, Item::Touch(i as u32))),
+            )
+        },
     );
 
+    // Cookies are independent of each other here: the cookies are cut in parts of about equal
+    // numbers of items, the parts are walked side by side, and their results put together in
+    // cookie order (the same segments, in the same order, as one walk over all cookies).
+    let parts = crate::parallel::threads(PART_THREADS) * 4;
+    walk_in_parts(
+        n_cookies,
+        ev,
+        touch_anon,
+        touch_ts,
+        (ev_off, ev_items),
+        (t_off, t_items),
+        parts,
+    )
+}
+
+/// The part of [`segment`] after the cookie order: the walk over the cookies, cut in about
+/// `parts` parts.
+fn walk_in_parts(
+    n_cookies: usize,
+    ev: &EventColumns,
+    touch_anon: &[u32],
+    touch_ts: &[i64],
+    (ev_off, ev_items): (Vec<u32>, Vec<Item>),
+    (t_off, t_items): (Vec<u32>, Vec<Item>),
+    parts: usize,
+) -> Segmentation {
+    let n_events = ev.anon.len();
+    let bounds = cookie_parts(&ev_off, &t_off, parts);
+    let parts = crate::parallel::map(&bounds, PART_THREADS, |_, &(c0, c1)| {
+        Ok(walk_cookies(
+            c0, c1, ev, &ev_off, &ev_items, &t_off, &t_items, touch_ts,
+        ))
+    })
+    .expect("walking cookies cannot fail");
+
     let mut out = Segmentation {
-        segments: Vec::with_capacity(n_cookies + n_cookies / 8),
+        segments: Vec::with_capacity(parts.iter().map(|p| p.segments.len()).sum()),
         cookie_offsets: Vec::with_capacity(n_cookies + 1),
         cookies: Vec::with_capacity(n_cookies),
         event_segment: vec![NONE; n_events],
@@ -167,28 +207,119 @@ pub fn segment(
         touch_segment: vec![NONE; touch_anon.len()],
         shared_device_cuts: 0,
     };
+    for (part, &(c0, c1)) in parts.into_iter().zip(&bounds) {
+        let base = out.segments.len() as u32;
+        let (e0, u0) = (ev_off[c0] as usize, t_off[c0] as usize);
+        for (k, &sg) in part.event_slots.iter().enumerate() {
+            match ev_items[e0 + k] {
+                Item::Event(e) => out.event_segment[e as usize] = base + sg,
+                Item::Probe(e) => out.alias_prev_segment[e as usize] = base + sg,
+                Item::Touch(_) => unreachable!("touches are not event items"),
+            }
+        }
+        for (k, &sg) in part.touch_slots.iter().enumerate() {
+            if let Item::Touch(t) = t_items[u0 + k] {
+                out.touch_segment[t as usize] = base + sg;
+            }
+        }
+        out.cookie_offsets
+            .extend(part.cookie_offsets.iter().map(|&o| base + o));
+        out.cookies.extend(part.cookies);
+        out.segments.extend(part.segments);
+        out.shared_device_cuts += part.shared_device_cuts;
+        debug_assert_eq!(out.cookies.len(), c1);
+    }
+    out.cookie_offsets.push(out.segments.len() as u32);
+    out
+}
+
+/// Threads for the cookie walk.
+const PART_THREADS: usize = 4;
+
+/// `[c0, c1)` ranges of cookies, in order, covering all cookies, about `parts` of them with
+/// about equal numbers of items (events, alias probes and touches).
+fn cookie_parts(ev_off: &[u32], t_off: &[u32], parts: usize) -> Vec<(usize, usize)> {
+    let n_cookies = ev_off.len() - 1;
+    let items = |c: usize| ev_off[c] as usize + t_off[c] as usize;
+    let total = items(n_cookies);
+    let per_part = total.div_ceil(parts.max(1)).max(1);
+    let mut bounds = Vec::with_capacity(parts);
+    let mut c0 = 0;
+    while c0 < n_cookies {
+        // The first cookie at which the part holds at least per_part items.
+        let goal = items(c0) + per_part;
+        let c1 = (c0 + 1..=n_cookies)
+            .find(|&c| items(c) >= goal)
+            .unwrap_or(n_cookies);
+        bounds.push((c0, c1));
+        c0 = c1;
+    }
+    if bounds.is_empty() {
+        bounds.push((0, 0));
+    }
+    bounds
+}
+
+/// The segments of the cookies `[c0, c1)`, indexes local to the part.
+struct CookiePart {
+    segments: Vec<Segment>,
+    /// Index of each cookie's first segment among the part's segments.
+    cookie_offsets: Vec<u32>,
+    cookies: Vec<CookieFacts>,
+    shared_device_cuts: u64,
+    /// The segment of each of the part's event items (`ev_items[ev_off[c0]..ev_off[c1]]`).
+    event_slots: Vec<u32>,
+    /// The segment of each of the part's touch items.
+    touch_slots: Vec<u32>,
+}
+
+/// Walk the cookies `[c0, c1)`: each cookie's events and touches merged by time (a touch
+/// before an event of the same time), cut into segments (§3.2).
+#[allow(clippy::too_many_arguments)]
+fn walk_cookies(
+    c0: usize,
+    c1: usize,
+    ev: &EventColumns,
+    ev_off: &[u32],
+    ev_items: &[Item],
+    t_off: &[u32],
+    t_items: &[Item],
+    touch_ts: &[i64],
+) -> CookiePart {
+    let (e_base, t_base) = (ev_off[c0] as usize, t_off[c0] as usize);
+    let mut out = CookiePart {
+        segments: Vec::with_capacity(c1 - c0 + (c1 - c0) / 8),
+        cookie_offsets: Vec::with_capacity(c1 - c0),
+        cookies: Vec::with_capacity(c1 - c0),
+        shared_device_cuts: 0,
+        event_slots: vec![NONE; ev_off[c1] as usize - e_base],
+        touch_slots: vec![NONE; t_off[c1] as usize - t_base],
+    };
     let ts_of = |item: &Item| match *item {
         Item::Event(i) | Item::Probe(i) => ev.ts[i as usize],
         Item::Touch(i) => touch_ts[i as usize],
     };
-
-    for c in 0..n_cookies {
+    for c in c0..c1 {
         out.cookie_offsets.push(out.segments.len() as u32);
-        let evs = &ev_items[ev_off[c] as usize..ev_off[c + 1] as usize];
-        let ts_ = &t_items[t_off[c] as usize..t_off[c + 1] as usize];
+        let (e0, e1) = (ev_off[c] as usize, ev_off[c + 1] as usize);
+        let evs = &ev_items[e0..e1];
+        let (u0, u1) = (t_off[c] as usize, t_off[c + 1] as usize);
+        let ts_ = &t_items[u0..u1];
         // Merge by time; on equal times the touch (the visit) comes first.
         let (mut i, mut j) = (0, 0);
         let mut facts: Option<CookieFacts> = None;
         let mut pending_from: Option<i64> = None; // a logout closed the segment at this time
         let mut users_seen: Vec<u32> = Vec::new();
         while i < evs.len() || j < ts_.len() {
-            let item = if j < ts_.len() && (i >= evs.len() || ts_of(&ts_[j]) <= ts_of(&evs[i])) {
-                j += 1;
-                ts_[j - 1]
-            } else {
-                i += 1;
-                evs[i - 1]
-            };
+            // Where this item's segment goes: its place among the part's items.
+            let (item, slot) =
+                if j < ts_.len() && (i >= evs.len() || ts_of(&ts_[j]) <= ts_of(&evs[i])) {
+                    j += 1;
+                    (ts_[j - 1], (false, u0 + j - 1 - t_base))
+                } else {
+                    i += 1;
+                    (evs[i - 1], (true, e0 + i - 1 - e_base))
+                };
             let t = ts_of(&item);
             let f = facts.get_or_insert(CookieFacts {
                 first_seen: t,
@@ -201,7 +332,7 @@ pub fn segment(
             let first_of_cookie = out.segments.len() as u32 == *out.cookie_offsets.last().unwrap();
             if first_of_cookie || pending_from.is_some() {
                 let from = pending_from.take().unwrap_or(t);
-                let number = out.segments.len() as u32 - out.cookie_offsets[c];
+                let number = out.segments.len() as u32 - out.cookie_offsets[c - c0];
                 out.segments.push(Segment {
                     anon: c as u32,
                     number,
@@ -212,10 +343,7 @@ pub fn segment(
                 });
             }
             match item {
-                Item::Touch(k) => out.touch_segment[k as usize] = out.segments.len() as u32 - 1,
-                Item::Probe(e) => {
-                    out.alias_prev_segment[e as usize] = out.segments.len() as u32 - 1
-                }
+                Item::Touch(_) | Item::Probe(_) => {}
                 Item::Event(e) => {
                     let e_us = e as usize;
                     let u = ev.user[e_us];
@@ -247,12 +375,16 @@ pub fn segment(
                             });
                         }
                     }
-                    out.event_segment[e_us] = out.segments.len() as u32 - 1;
                     if ev.kind[e_us] == EventKind::Logout {
                         out.segments.last_mut().unwrap().valid_to = Some(t);
                         pending_from = Some(t);
                     }
                 }
+            }
+            let current = out.segments.len() as u32 - 1;
+            match slot {
+                (true, k) => out.event_slots[k] = current,
+                (false, k) => out.touch_slots[k] = current,
             }
         }
         let mut f = facts.unwrap_or(CookieFacts {
@@ -263,6 +395,119 @@ pub fn segment(
         f.conflict = users_seen.len() > 1;
         out.cookies.push(f);
     }
-    out.cookie_offsets.push(out.segments.len() as u32);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events in time order over `n_cookies` cookies and a few users, with logouts, aliases
+    /// (probes of other cookies) and touches, from a fixed pseudo-random sequence.
+    fn lake(n_cookies: u32, n_events: usize) -> (EventColumns, Vec<u32>, Vec<i64>) {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % m
+        };
+        let mut ev = EventColumns::default();
+        for i in 0..n_events {
+            let kind = match next(10) {
+                0 => EventKind::Signup,
+                1 => EventKind::Signin,
+                2 => EventKind::Logout,
+                3 => EventKind::Alias,
+                _ => EventKind::Other,
+            };
+            let anon = if next(20) == 0 {
+                NONE
+            } else {
+                next(n_cookies as u64) as u32
+            };
+            ev.anon.push(anon);
+            ev.user
+                .push(if next(3) == 0 { next(40) as u32 } else { NONE });
+            ev.prev.push(if kind == EventKind::Alias {
+                next(n_cookies as u64) as u32
+            } else {
+                NONE
+            });
+            // Several events share a time, as in the lakes.
+            ev.ts.push(i as i64 / 3);
+            ev.kind.push(kind);
+        }
+        let n_touches = n_events / 2;
+        let touch_anon = (0..n_touches)
+            .map(|_| next(n_cookies as u64) as u32)
+            .collect();
+        let touch_ts = (0..n_touches).map(|i| i as i64 * 2 / 3).collect();
+        (ev, touch_anon, touch_ts)
+    }
+
+    fn walk(
+        n_cookies: usize,
+        lake: &(EventColumns, Vec<u32>, Vec<i64>),
+        parts: usize,
+    ) -> Segmentation {
+        let (ev, touch_anon, touch_ts) = lake;
+        let events = (0..ev.anon.len() as u32).flat_map(|i| {
+            let own =
+                (ev.anon[i as usize] != NONE).then_some((ev.anon[i as usize], Item::Event(i)));
+            let probe =
+                (ev.prev[i as usize] != NONE).then_some((ev.prev[i as usize], Item::Probe(i)));
+            own.into_iter().chain(probe)
+        });
+        let touches = touch_anon
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| (a, Item::Touch(i as u32)));
+        walk_in_parts(
+            n_cookies,
+            ev,
+            touch_anon,
+            touch_ts,
+            by_cookie(n_cookies, events),
+            by_cookie(n_cookies, touches),
+            parts,
+        )
+    }
+
+    #[test]
+    fn cookies_walked_in_parts_give_the_segments_of_one_walk() {
+        let n_cookies = 300;
+        let lake = lake(n_cookies as u32, 6_000);
+        let one = walk(n_cookies, &lake, 1);
+        assert!(one.shared_device_cuts > 0, "the lake has shared devices");
+        assert!(one.segments.len() > n_cookies, "and logouts");
+        for parts in [2, 7, 64, 10_000] {
+            let split = walk(n_cookies, &lake, parts);
+            assert_eq!(split.segments, one.segments, "{parts} parts");
+            assert_eq!(split.cookie_offsets, one.cookie_offsets);
+            assert_eq!(split.cookies, one.cookies);
+            assert_eq!(split.event_segment, one.event_segment);
+            assert_eq!(split.alias_prev_segment, one.alias_prev_segment);
+            assert_eq!(split.touch_segment, one.touch_segment);
+            assert_eq!(split.shared_device_cuts, one.shared_device_cuts);
+        }
+        // The public entry point takes the same walk.
+        let (ev, ta, tt) = &lake;
+        let public = segment(n_cookies, ev, ta, tt);
+        assert_eq!(public.segments, one.segments);
+        assert_eq!(public.event_segment, one.event_segment);
+    }
+
+    #[test]
+    fn cookie_parts_cover_every_cookie_once_in_order() {
+        let ev_off = [0u32, 5, 5, 5, 40, 41, 90];
+        let t_off = [0u32, 0, 3, 3, 3, 10, 10];
+        for parts in [1, 2, 3, 6, 100] {
+            let b = cookie_parts(&ev_off, &t_off, parts);
+            assert_eq!(b.first().unwrap().0, 0);
+            assert_eq!(b.last().unwrap().1, 6);
+            assert!(b.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1));
+        }
+        assert_eq!(cookie_parts(&[0], &[0], 4), vec![(0, 0)]);
+    }
 }
