@@ -141,40 +141,40 @@ pub fn segment(
     touch_anon: &[u32],
     touch_ts: &[i64],
 ) -> Segmentation {
-    let n_events = ev.anon.len();
-    let event_items = (0..n_events as u32).flat_map(|i| {
+    let (events, touches) = cookie_order(n_cookies, ev, touch_anon);
+
+    // Cookies are independent of each other here: the cookies are cut in parts of about equal
+    // numbers of items, the parts are walked side by side, and their results put together in
+    // cookie order (the same segments, in the same order, as one walk over all cookies).
+    let parts = crate::parallel::threads(PART_THREADS) * 4;
+    walk_in_parts(n_cookies, ev, touch_ts, events, touches, parts)
+}
+
+/// A cookie's items in row order, for every cookie: (offset of each cookie's first item,
+/// the items).
+type CookieItems = (Vec<u32>, Vec<Item>);
+
+/// The items of each cookie: its events and the alias events probing it (by their
+/// `previous_id`), and its touches. The two counting sorts run side by side.
+fn cookie_order(
+    n_cookies: usize,
+    ev: &EventColumns,
+    touch_anon: &[u32],
+) -> (CookieItems, CookieItems) {
+    let event_items = (0..ev.anon.len() as u32).flat_map(|i| {
         let a = ev.anon[i as usize];
         let p = ev.prev[i as usize];
         let own = (a != NONE).then_some((a, Item::Event(i)));
         let probe = (p != NONE).then_some((p, Item::Probe(i)));
         own.into_iter().chain(probe)
     });
-    // The events' and the touches' cookie order, side by side.
-    let ((ev_off, ev_items), (t_off, t_items)) = crate::parallel::join(
+    let touch_items = touch_anon
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| (a, Item::Touch(i as u32)));
+    crate::parallel::join(
         || by_cookie(n_cookies, event_items),
-        || {
-            by_cookie(
-                n_cookies,
-                touch_anon
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &a)| (a, Item::Touch(i as u32))),
-            )
-        },
-    );
-
-    // Cookies are independent of each other here: the cookies are cut in parts of about equal
-    // numbers of items, the parts are walked side by side, and their results put together in
-    // cookie order (the same segments, in the same order, as one walk over all cookies).
-    let parts = crate::parallel::threads(PART_THREADS) * 4;
-    walk_in_parts(
-        n_cookies,
-        ev,
-        touch_anon,
-        touch_ts,
-        (ev_off, ev_items),
-        (t_off, t_items),
-        parts,
+        || by_cookie(n_cookies, touch_items),
     )
 }
 
@@ -183,10 +183,9 @@ pub fn segment(
 fn walk_in_parts(
     n_cookies: usize,
     ev: &EventColumns,
-    touch_anon: &[u32],
     touch_ts: &[i64],
-    (ev_off, ev_items): (Vec<u32>, Vec<Item>),
-    (t_off, t_items): (Vec<u32>, Vec<Item>),
+    (ev_off, ev_items): CookieItems,
+    (t_off, t_items): CookieItems,
     parts: usize,
 ) -> Segmentation {
     let n_events = ev.anon.len();
@@ -204,7 +203,7 @@ fn walk_in_parts(
         cookies: Vec::with_capacity(n_cookies),
         event_segment: vec![NONE; n_events],
         alias_prev_segment: vec![NONE; n_events],
-        touch_segment: vec![NONE; touch_anon.len()],
+        touch_segment: vec![NONE; touch_ts.len()],
         shared_device_cuts: 0,
     };
     for (part, &(c0, c1)) in parts.into_iter().zip(&bounds) {
@@ -218,8 +217,9 @@ fn walk_in_parts(
             }
         }
         for (k, &sg) in part.touch_slots.iter().enumerate() {
-            if let Item::Touch(t) = t_items[u0 + k] {
-                out.touch_segment[t as usize] = base + sg;
+            match t_items[u0 + k] {
+                Item::Touch(t) => out.touch_segment[t as usize] = base + sg,
+                _ => unreachable!("only touches are touch items"),
             }
         }
         out.cookie_offsets
@@ -452,26 +452,8 @@ mod tests {
         parts: usize,
     ) -> Segmentation {
         let (ev, touch_anon, touch_ts) = lake;
-        let events = (0..ev.anon.len() as u32).flat_map(|i| {
-            let own =
-                (ev.anon[i as usize] != NONE).then_some((ev.anon[i as usize], Item::Event(i)));
-            let probe =
-                (ev.prev[i as usize] != NONE).then_some((ev.prev[i as usize], Item::Probe(i)));
-            own.into_iter().chain(probe)
-        });
-        let touches = touch_anon
-            .iter()
-            .enumerate()
-            .map(|(i, &a)| (a, Item::Touch(i as u32)));
-        walk_in_parts(
-            n_cookies,
-            ev,
-            touch_anon,
-            touch_ts,
-            by_cookie(n_cookies, events),
-            by_cookie(n_cookies, touches),
-            parts,
-        )
+        let (events, touches) = cookie_order(n_cookies, ev, touch_anon);
+        walk_in_parts(n_cookies, ev, touch_ts, events, touches, parts)
     }
 
     #[test]
