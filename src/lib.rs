@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod attribute;
+pub mod codes;
 pub mod config;
 pub mod error;
 pub mod explain;

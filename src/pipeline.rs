@@ -54,9 +54,9 @@ pub fn run_with(
     // The graph's error first, as when it ran alone.
     let graph = graph?;
     let facts = facts?;
-    // The events' user and previous ids are read by the identity graph only (journeys show the
-    // resolved user, and `raw_user_id` is read again from the raw files).
-    raw.events = raw.events.drop_many(["user_id", "previous_id"]);
+    // The events' user and previous ids (as codes) are read by the identity graph only
+    // (journeys show the resolved user, and `raw_user_id` is read again from the raw files).
+    raw.events = raw.events.drop_many(["_user", "_prev"]);
 
     progress.stage(3, "stitch: journeys and touches");
     let picks = stitch::pick_touches(&raw, &graph, &facts)?;

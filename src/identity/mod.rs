@@ -11,6 +11,8 @@ pub mod union_find;
 use polars::prelude::*;
 use serde::Serialize;
 
+use crate::codes::encode_columns;
+pub use crate::codes::{dictionary, encode};
 use crate::config::JobConfig;
 use crate::error::Result;
 use crate::read::RawLake;
@@ -308,136 +310,76 @@ pub struct Encoded {
 /// every event and touch to dense ids.
 pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
     let events = &raw.events;
-    let touches = &raw.touches;
+    let codes = &raw.event_codes;
 
-    // Event kinds and the previous_id of alias events, as columns.
+    // Event kinds: the kind of each event name, then of each event by its name's code.
     let names = &cfg.events;
-    let kinds = events
-        .clone()
-        .lazy()
-        .select([
-            when(col("event").eq(lit(names.signup.as_str())))
-                .then(lit(1i32))
-                .when(col("event").eq(lit(names.signin.as_str())))
-                .then(lit(2i32))
-                .when(col("event").eq(lit(names.logout.as_str())))
-                .then(lit(3i32))
-                .when(col("event").eq(lit(names.alias.as_str())))
-                .then(lit(4i32))
-                .otherwise(lit(0i32))
-                .alias("kind"),
-            when(col("event").eq(lit(names.alias.as_str())))
-                .then(col("previous_id"))
-                .otherwise(lit(NULL).cast(DataType::String))
-                .alias("alias_prev"),
-        ])
-        .collect()?;
-    let kind: Vec<EventKind> = kinds
-        .column("kind")?
-        .i32()?
+    let kind_of_name: Vec<EventKind> = codes
+        .event
+        .str()?
         .iter()
-        .map(|k| match k {
-            Some(1) => EventKind::Signup,
-            Some(2) => EventKind::Signin,
-            Some(3) => EventKind::Logout,
-            Some(4) => EventKind::Alias,
+        .map(|n| match n {
+            Some(n) if n == names.signup => EventKind::Signup,
+            Some(n) if n == names.signin => EventKind::Signin,
+            Some(n) if n == names.logout => EventKind::Logout,
+            Some(n) if n == names.alias => EventKind::Alias,
             _ => EventKind::Other,
         })
         .collect();
+    let u32s = |name: &str| -> Result<Vec<u32>> {
+        Ok(events
+            .column(name)?
+            .u32()?
+            .iter()
+            .map(|c| c.unwrap_or(NONE))
+            .collect())
+    };
+    let kind: Vec<EventKind> = u32s("_event")?
+        .into_iter()
+        .map(|c| {
+            kind_of_name
+                .get(c as usize)
+                .copied()
+                .unwrap_or(EventKind::Other)
+        })
+        .collect();
 
-    // Dictionaries: sorted distinct ids, so the smallest anon_id has the smallest dense id.
-    // The cookie and user ids are encoded side by side (one hash pass over each column).
-    let str_of = |c: &Column| -> Result<StringChunked> { Ok(c.str()?.clone()) };
-    let anon_cols = [
-        str_of(events.column("anon_id")?)?,
-        str_of(kinds.column("alias_prev")?)?,
-        str_of(touches.column("anon_id")?)?,
-    ];
-    let user_cols = [str_of(events.column("user_id")?)?];
-    let (anon, user) =
-        crate::parallel::join(|| encode_columns(&anon_cols), || encode_columns(&user_cols));
-    let (anon_ids, mut anon_codes) = anon?;
-    let (user_ids, mut user_codes) = user?;
+    // The cookie dictionary: sorted distinct cookies of the events (read encoded them, with
+    // the alias events' previous_id) and of the touches, so the smallest anon_id has the
+    // smallest dense id. The events' codes are renumbered into it.
+    let (anon_ids, mut anon_codes) = encode_columns(&[
+        codes.anon.str()?.clone(),
+        raw.touches.column("anon_id")?.str()?.clone(),
+    ])?;
     let touch_anon = anon_codes.pop().unwrap_or_default();
-    let prev = anon_codes.pop().unwrap_or_default();
+    let renumber = anon_codes.pop().unwrap_or_default();
+    let recode = |name: &str| -> Result<Vec<u32>> {
+        Ok(u32s(name)?
+            .into_iter()
+            .map(|c| {
+                if c == NONE {
+                    NONE
+                } else {
+                    renumber[c as usize]
+                }
+            })
+            .collect())
+    };
     let ev = EventColumns {
-        anon: anon_codes.pop().unwrap_or_default(),
-        user: user_codes.pop().unwrap_or_default(),
-        prev,
+        anon: recode("_anon")?,
+        user: u32s("_user")?,
+        prev: recode("_prev")?,
         ts: i64_values(events.column("ts")?)?,
         kind,
     };
-    let touch_ts = i64_values(touches.column("ts")?)?;
+    let touch_ts = i64_values(raw.touches.column("ts")?)?;
     Ok(Encoded {
         anon_ids,
-        user_ids,
+        user_ids: codes.user.clone(),
         events: ev,
         touch_anon,
         touch_ts,
     })
-}
-
-/// Sorted distinct non-null values of string columns: the dictionary of a dense id, where a
-/// value's id is its index (so the smallest value gets the smallest id).
-pub fn dictionary(columns: &[&Series]) -> Result<Series> {
-    let columns = columns
-        .iter()
-        .map(|c| Ok(c.str()?.clone()))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(encode_columns(&columns)?.0)
-}
-
-/// Dense ids of `values` in `dict`, a sorted [`dictionary`]; [`NONE`] for null or for a value
-/// not in `dict`.
-pub fn encode(values: &Series, dict: &Series) -> Result<Vec<u32>> {
-    let dict = dict.str()?;
-    let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(dict.len());
-    for (i, v) in dict.iter().enumerate() {
-        if let Some(v) = v {
-            index.insert(v, i as u32);
-        }
-    }
-    Ok(values
-        .str()?
-        .iter()
-        .map(|v| v.and_then(|v| index.get(v).copied()).unwrap_or(NONE))
-        .collect())
-}
-
-/// The [`dictionary`] of `columns` and the dense id of each of their values in it ([`NONE`]
-/// for null), in one hash pass: values are numbered as first seen, then renumbered in sorted
-/// order.
-pub fn encode_columns(columns: &[StringChunked]) -> Result<(Series, Vec<Vec<u32>>)> {
-    let mut seen: PlHashMap<&str, u32> = PlHashMap::default();
-    let mut distinct: Vec<&str> = Vec::new();
-    let mut codes: Vec<Vec<u32>> = Vec::with_capacity(columns.len());
-    for c in columns {
-        let mut out = Vec::with_capacity(c.len());
-        for v in c.iter() {
-            out.push(match v {
-                None => NONE,
-                Some(v) => *seen.entry(v).or_insert_with(|| {
-                    distinct.push(v);
-                    (distinct.len() - 1) as u32
-                }),
-            });
-        }
-        codes.push(out);
-    }
-    drop(seen);
-    let first_seen = Series::new("id".into(), distinct);
-    let order = first_seen.arg_sort(SortOptions::default());
-    let mut renumber = vec![0u32; first_seen.len()];
-    for (new, old) in order.into_no_null_iter().enumerate() {
-        renumber[old as usize] = new as u32;
-    }
-    for c in &mut codes {
-        for v in c.iter_mut().filter(|v| **v != NONE) {
-            *v = renumber[*v as usize];
-        }
-    }
-    let dict = first_seen.take(&order)?;
-    Ok((dict, codes))
 }
 
 fn i64_values(c: &Column) -> Result<Vec<i64>> {

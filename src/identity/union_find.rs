@@ -1,7 +1,7 @@
 //! Union-find over dense `u32` node ids, where each component holds at most one user.
 
 /// "No value" for dense ids.
-pub const NONE: u32 = u32::MAX;
+pub use crate::codes::NONE;
 
 /// Disjoint sets with path halving and union by size. Every root carries the user of its
 /// component (or [`NONE`]); a union that would put two different users together is refused.

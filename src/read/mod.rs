@@ -18,6 +18,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
 
+use crate::codes::NONE;
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::storage::Lake;
@@ -130,14 +131,55 @@ struct EventFileRead {
     stats: SourceStats,
 }
 
+/// The columns of [`RawLake::events`] held as codes (UInt32, [`NONE`] for null), each an index
+/// into its dictionary in [`EventCodes`]: `(code column, contract column)`. `_prev` is the
+/// `previous_id` of alias events only (the only ones that read it, §3.2); the others' are null.
+pub const EVENT_CODE_COLS: [(&str, &str); 5] = [
+    ("_event", "event"),
+    ("_anon", "anon_id"),
+    ("_prev", "previous_id"),
+    ("_user", "user_id"),
+    ("_org", "org_id"),
+];
+
+/// The dictionaries of the events' ids and names (sorted distinct values; a code is an index).
+///
+/// At 10M events the six string columns of ids and names took about 140 bytes an event (a
+/// 16-byte view each, most of them with the text beside it); as codes they take 20.
+#[derive(Debug, Clone)]
+pub struct EventCodes {
+    /// `event` names.
+    pub event: Series,
+    /// Cookies: the events' `anon_id` and the alias events' `previous_id`.
+    pub anon: Series,
+    /// The events' `user_id` (after org ids are moved to `org_id`, §3.1).
+    pub user: Series,
+    /// The events' `org_id` (after memberships are checked).
+    pub org: Series,
+}
+
+impl EventCodes {
+    /// The code of each event name for which `pred` holds.
+    pub fn names_where(&self, pred: impl Fn(&str) -> bool) -> Result<Vec<bool>> {
+        Ok(self
+            .event
+            .str()?
+            .iter()
+            .map(|n| n.is_some_and(&pred))
+            .collect())
+    }
+}
+
 /// The raw lake, read and cleaned.
 #[derive(Debug, Clone)]
 pub struct RawLake {
     /// Used events, one row per `event_id`, sorted by `ts`, `seq` (nulls first), `event_id`.
-    /// Columns: the contract's (ids cleaned, `ts` as Int64 microseconds UTC) except
-    /// [`EVENT_DETAIL_COLS`], `tracking_version` and `session_id`, plus `_fidx` (the file, an
-    /// index into the events' `SourceStats::files`) and `_row` (the row in that file).
+    /// Columns: `event_id` (cleaned), `ts` (Int64 microseconds UTC), `seq`, `_fidx` (the file,
+    /// an index into the events' `SourceStats::files`), `_row` (the row in that file), and the
+    /// ids and names as codes into [`RawLake::event_codes`] ([`EVENT_CODE_COLS`]).
     pub events: DataFrame,
+    /// The dictionaries of the events' code columns.
+    pub event_codes: EventCodes,
     /// [`EVENT_DETAIL_COLS`] of the conversion events (named in `[events] conversions`), keyed
     /// by `_fidx` and `_row` like `events`. Rows of every copy read: join on the key.
     pub event_details: DataFrame,
@@ -161,29 +203,37 @@ impl RawLake {
     /// [`EVENT_DETAIL_COLS`] and `_i`, their row in [`RawLake::events`]. Columns: `_i`,
     /// `event_id`, `event`, `ts`, `_fidx`, `_row`, then the details.
     pub fn conversion_events(&self, names: &[String]) -> Result<DataFrame> {
-        let names = Series::new("names".into(), names.to_vec());
+        let wanted = self
+            .event_codes
+            .names_where(|n| names.iter().any(|c| c == n))?;
+        let codes = self.events.column("_event")?.u32()?;
+        let rows: Vec<IdxSize> = codes
+            .into_no_null_iter()
+            .enumerate()
+            .filter(|(_, c)| wanted.get(*c as usize).copied().unwrap_or(false))
+            .map(|(i, _)| i as IdxSize)
+            .collect();
+        let event: Vec<u32> = rows
+            .iter()
+            .map(|&i| codes.get(i as usize).unwrap_or(NONE))
+            .collect();
+        let idx = IdxCa::from_vec("_i".into(), rows);
+        let mut picked = self
+            .events
+            .select(["event_id", "ts", FIDX_COL, ROW_COL])?
+            .take(&idx)?;
+        picked.insert_column(0, idx.into_series().into_column())?;
+        picked.insert_column(
+            2,
+            crate::codes::gather(&self.event_codes.event, &event, "event")?.into_column(),
+        )?;
         let key = || [col(FIDX_COL), col(ROW_COL)];
         let left = JoinArgs {
             maintain_order: MaintainOrderJoin::Left,
             ..JoinArgs::new(JoinType::Left)
         };
-        Ok(self
-            .events
-            .clone()
+        Ok(picked
             .lazy()
-            .select([
-                col("event_id"),
-                col("event"),
-                col("ts"),
-                col(FIDX_COL),
-                col(ROW_COL),
-            ])
-            .with_row_index("_i", None)
-            .filter(
-                col("event")
-                    .is_in(lit(names).implode(true), false)
-                    .fill_null(lit(false)),
-            )
             .join(self.event_details.clone().lazy(), key(), key(), left)
             .collect()?)
     }
@@ -202,7 +252,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     }
     let (users, s) = read_users(lake, &mut quarantine)?;
     stats.insert("users".to_string(), s);
-    let (events, event_details, event_files, s) =
+    let (events, event_codes, event_details, event_files, s) =
         read_events(lake, cfg, &orgs, memberships.as_ref(), &mut quarantine)?;
     stats.insert("events".to_string(), s);
     crate::progress::release_memory();
@@ -232,6 +282,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     );
     Ok(RawLake {
         events,
+        event_codes,
         event_details,
         touches,
         touch_extra_keys,
@@ -917,7 +968,7 @@ fn read_events(
     orgs: &[String],
     memberships: Option<&DataFrame>,
     q: &mut Vec<DataFrame>,
-) -> Result<(DataFrame, DataFrame, EventFiles, SourceStats)> {
+) -> Result<(DataFrame, EventCodes, DataFrame, EventFiles, SourceStats)> {
     let renames = event_renames(cfg);
     let conversions = Series::new("conv".into(), cfg.events.conversions.clone());
     let mut st = SourceStats {
@@ -1157,10 +1208,64 @@ fn read_events(
     let order = sorted_rows(&df, rows, &["ts", "seq", "event_id"])?;
     let df = take_columnwise(df, &order)?;
     log("sorted");
+    let (df, codes) = encode_events(df, &cfg.events.alias)?;
+    log("ids and names encoded");
     st.rows_used = df.height() as u64;
     st.rows_read = st.files.iter().map(|f| f.rows).sum();
     let event_files = EventFiles { files, renames };
-    Ok((df, event_details, event_files, st))
+    Ok((df, codes, event_details, event_files, st))
+}
+
+/// The events' ids and names as codes ([`EVENT_CODE_COLS`]): the string columns are replaced
+/// by UInt32 columns and their dictionaries. The cookie dictionary takes the `previous_id` of
+/// alias events (`alias` names them) and no other.
+fn encode_events(mut df: DataFrame, alias: &str) -> Result<(DataFrame, EventCodes)> {
+    use crate::codes::encode_columns;
+    let strs = |name: &str| -> Result<StringChunked> { Ok(df.column(name)?.str()?.clone()) };
+    let (event, mut event_codes) = encode_columns(&[strs("event")?])?;
+    let event_codes = event_codes.pop().unwrap_or_default();
+    let alias_code = event
+        .str()?
+        .iter()
+        .position(|n| n == Some(alias))
+        .map_or(NONE, |i| i as u32);
+    let alias_prev: StringChunked = strs("previous_id")?
+        .iter()
+        .zip(&event_codes)
+        .map(|(p, &c)| if c == alias_code { p } else { None })
+        .collect();
+    let anon_cols = [strs("anon_id")?, alias_prev];
+    let (user_cols, org_cols) = ([strs("user_id")?], [strs("org_id")?]);
+    // Cookies on one thread, users then orgs on the other (one hash pass over each column).
+    let (anon, others) = crate::parallel::join(
+        || encode_columns(&anon_cols),
+        || -> Result<_> { Ok((encode_columns(&user_cols)?, encode_columns(&org_cols)?)) },
+    );
+    let (anon, mut anon_codes) = anon?;
+    let ((user, mut user_codes), (org, mut org_codes)) = others?;
+    drop((anon_cols, user_cols, org_cols));
+    let prev_codes = anon_codes.pop().unwrap_or_default();
+    let anon_codes = anon_codes.pop().unwrap_or_default();
+    let columns = [
+        ("_event", event_codes),
+        ("_anon", anon_codes),
+        ("_prev", prev_codes),
+        ("_user", user_codes.pop().unwrap_or_default()),
+        ("_org", org_codes.pop().unwrap_or_default()),
+    ];
+    df = df.drop_many(EVENT_CODE_COLS.map(|(_, name)| name));
+    for (name, codes) in columns {
+        df.with_column(Column::new(name.into(), codes))?;
+    }
+    Ok((
+        df,
+        EventCodes {
+            event,
+            anon,
+            user,
+            org,
+        },
+    ))
 }
 
 /// The job may name other columns for a conversion's value and currency.

@@ -31,8 +31,11 @@ pub struct Tables {
     /// One row per user.
     pub user_attribution: DataFrame,
     /// One row per used event, in the order of `RawLake::events`: the columns of `journeys`
-    /// held in memory, plus `_fidx` and `_row` (see [`JOURNEY_COLUMNS`]).
+    /// held in memory, plus `_fidx` and `_row` (see [`JOURNEY_COLUMNS`]); `event`, `anon_id`
+    /// and `org_id` as codes (`_event`, `_anon`, `_org`) into [`Tables::event_codes`].
     pub journeys: DataFrame,
+    /// The dictionaries of the events' codes (see `RawLake::event_codes`).
+    pub event_codes: crate::read::EventCodes,
     /// One row per refused union (an addition beyond the contract, see [`refused_unions`]).
     pub refused_unions: DataFrame,
     /// The rows of `journeys` by day (UTC date of `ts`, the `dt` partition), days ascending,
@@ -76,14 +79,7 @@ pub fn ts_series(name: &str, values: Vec<Option<i64>>) -> Result<Series> {
     ))?)
 }
 
-/// `s[idx]` with NONE → null.
-pub fn gather(s: &Series, idx: &[u32], name: &str) -> Result<Series> {
-    let idx: IdxCa = idx
-        .iter()
-        .map(|&i| (i != NONE).then_some(i as IdxSize))
-        .collect();
-    Ok(s.take(&idx)?.with_name(name.into()))
-}
+pub use crate::codes::gather;
 
 fn opt_str(name: &str, values: Vec<Option<String>>) -> Series {
     Series::new(name.into(), values)
@@ -437,23 +433,19 @@ pub fn stitch(
         // Events: step, backfill, conversions, signup and first purchase per person.
         let events = &raw.events;
         let n_events = events.height();
-        let conv_names = Series::new("conv".into(), cfg.events.conversions.clone());
-        let flags = events
-            .clone()
-            .lazy()
-            .select([
-                col("event")
-                    .is_in(lit(conv_names).implode(true), false)
-                    .fill_null(lit(false))
-                    .alias("is_conversion"),
-                col("event")
-                    .eq(lit(cfg.events.signup.as_str()))
-                    .fill_null(lit(false))
-                    .alias("is_signup"),
-            ])
-            .collect()?;
-        let is_conv = flags.column("is_conversion")?.bool()?.clone();
-        let is_signup = flags.column("is_signup")?.bool()?;
+        // Whether each event name is a conversion, or the signup; then each event by its code.
+        let codes = &raw.event_codes;
+        let conv_name = codes.names_where(|n| cfg.events.conversions.iter().any(|c| c == n))?;
+        let signup_name = codes.names_where(|n| n == cfg.events.signup)?;
+        let name_of = events.column("_event")?.u32()?;
+        let by_name = |of_name: &[bool]| -> BooleanChunked {
+            name_of
+                .iter()
+                .map(|c| Some(c.is_some_and(|c| of_name.get(c as usize) == Some(&true))))
+                .collect()
+        };
+        let is_conv = by_name(&conv_name);
+        let is_signup = &by_name(&signup_name);
         let ev_ts = events.column("ts")?.i64()?;
         let mut step = vec![0u32; n_events];
         let mut counter = vec![0u32; n_persons];
@@ -492,9 +484,9 @@ pub fn stitch(
                 col("event_id"),
                 col("ts"),
                 col("seq"),
-                col("event"),
-                col("anon_id"),
-                col("org_id"),
+                col("_event"),
+                col("_anon"),
+                col("_org"),
                 col(crate::read::FIDX_COL),
                 col("_row"),
             ])
@@ -580,6 +572,7 @@ pub fn stitch(
         anon_visitors,
         user_attribution,
         journeys,
+        event_codes: raw.event_codes.clone(),
         journey_days: day_rows,
         touch_counts: counts,
         touch_channels,
@@ -698,22 +691,23 @@ pub fn journey_day(
     raw: &crate::read::JourneyColumns<'_>,
 ) -> Result<DataFrame> {
     let mut part = raw.complete(part)?;
-    let person: Vec<u32> = part
-        .column(PERSON_COL)?
-        .u32()?
-        .iter()
-        .map(|p| p.unwrap_or(NONE))
-        .collect();
-    part.with_column(Column::from(gather(
-        &tables.person_ids,
-        &person,
-        "person_id",
-    )?))?;
-    part.with_column(Column::from(gather(
-        &tables.person_users,
-        &person,
-        "user_id",
-    )?))?;
+    // Codes to values: the events' names and ids, and each event's person and its user.
+    let codes = &tables.event_codes;
+    for (code, name, dict) in [
+        ("_event", "event", &codes.event),
+        ("_anon", "anon_id", &codes.anon),
+        ("_org", "org_id", &codes.org),
+        (PERSON_COL, "person_id", &tables.person_ids),
+        (PERSON_COL, "user_id", &tables.person_users),
+    ] {
+        let of: Vec<u32> = part
+            .column(code)?
+            .u32()?
+            .iter()
+            .map(|c| c.unwrap_or(NONE))
+            .collect();
+        part.with_column(Column::from(gather(dict, &of, name)?))?;
+    }
     Ok(part.select(JOURNEY_COLUMNS)?)
 }
 
