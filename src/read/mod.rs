@@ -159,6 +159,44 @@ pub struct EventCodes {
 }
 
 impl EventCodes {
+    /// The dictionaries cut down to the codes `events` uses, and its code columns renumbered
+    /// into them (each dictionary stays sorted: the same as encoding `events` alone).
+    fn used_by(self, mut events: DataFrame) -> Result<(DataFrame, EventCodes)> {
+        let mut cut = |dict: Series, columns: &[&str]| -> Result<Series> {
+            let mut used = vec![false; dict.len()];
+            for name in columns {
+                for c in events.column(name)?.u32()?.iter().flatten() {
+                    if c != NONE {
+                        used[c as usize] = true;
+                    }
+                }
+            }
+            let mut renumber = vec![NONE; dict.len()];
+            let mut next = 0u32;
+            for (r, _) in renumber.iter_mut().zip(&used).filter(|(_, &u)| u) {
+                *r = next;
+                next += 1;
+            }
+            for name in columns {
+                let recoded: Vec<u32> = events
+                    .column(name)?
+                    .u32()?
+                    .iter()
+                    .map(|c| c.map_or(NONE, |c| if c == NONE { NONE } else { renumber[c as usize] }))
+                    .collect();
+                events.with_column(Column::new((*name).into(), recoded))?;
+            }
+            Ok(dict.filter(&BooleanChunked::from_slice("used".into(), &used))?)
+        };
+        let codes = EventCodes {
+            event: cut(self.event, &["_event"])?,
+            anon: cut(self.anon, &["_anon", "_prev"])?,
+            user: cut(self.user, &["_user"])?,
+            org: cut(self.org, &["_org"])?,
+        };
+        Ok((events, codes))
+    }
+
     /// The code of each event name for which `pred` holds.
     pub fn names_where(&self, pred: impl Fn(&str) -> bool) -> Result<Vec<bool>> {
         Ok(self
@@ -1199,6 +1237,11 @@ fn read_events(
         .collect();
     keep.extend([col(FIDX_COL), col(ROW_COL)]);
     let df = df.lazy().select(keep).collect()?;
+    // Ids and names as codes before the rows are put in order: the gather moves 4-byte codes
+    // instead of 16-byte string views, and the strings are freed before it. The dictionaries
+    // are then cut down to the values of the rows used.
+    let (df, codes) = encode_events(df, &cfg.events.alias)?;
+    log("ids and names encoded");
     let rows: Vec<IdxSize> = used
         .iter()
         .enumerate()
@@ -1207,9 +1250,8 @@ fn read_events(
         .collect();
     let order = sorted_rows(&df, rows, &["ts", "seq", "event_id"])?;
     let df = take_columnwise(df, &order)?;
+    let (df, codes) = codes.used_by(df)?;
     log("sorted");
-    let (df, codes) = encode_events(df, &cfg.events.alias)?;
-    log("ids and names encoded");
     st.rows_used = df.height() as u64;
     st.rows_read = st.files.iter().map(|f| f.rows).sum();
     let event_files = EventFiles { files, renames };
