@@ -61,13 +61,11 @@ pub fn run_with(
     progress.stage(3, "stitch: journeys and touches");
     let picks = stitch::pick_touches(&raw, &graph, &facts)?;
     // From here on the touches are read for their time (stitch and attribution, which use the
-    // channels classified above) and what the exports send: the other columns are freed
-    // before the tables are built.
-    let keep: Vec<&str> = export::gather::TOUCH_COLUMNS
-        .into_iter()
-        .filter(|c| raw.touches.column(c).is_ok())
-        .collect();
-    raw.touches = raw.touches.select(keep)?;
+    // channels classified above), and the exports read their columns of the touches of
+    // persons who convert: the other columns of all touches are freed before the tables are
+    // built.
+    let export_touches = export::gather::export_touches(&raw, &graph, &cfg.events.conversions)?;
+    raw.touches = raw.touches.select(["ts"])?;
     let mut tables = stitch::stitch(&raw, &graph, facts, picks, cfg)?;
 
     // The tables of persons, cookies and users are written now: their touch JSON is the
@@ -117,8 +115,13 @@ pub fn run_with(
     let (attribution, exports) = crate::parallel::join(
         || attribute_stage(&raw, &graph, &tables, cfg),
         || -> Result<(Vec<export::Conversion>, export::Exports)> {
-            let conversions =
-                export::gather::conversions(&raw, &graph, &tables, &cfg.events.conversions)?;
+            let conversions = export::gather::conversions(
+                &raw,
+                &graph,
+                &tables,
+                &export_touches,
+                &cfg.events.conversions,
+            )?;
             let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
             Ok((conversions, exports))
         },
@@ -135,7 +138,7 @@ pub fn run_with(
         stats: input_stats,
         ..
     } = raw;
-    drop((events, touches, users));
+    drop((events, touches, users, export_touches));
     let identity_stats = graph.stats.clone();
     drop(graph);
     tables.touch_channels = polars::prelude::DataFrame::empty();

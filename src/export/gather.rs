@@ -28,6 +28,7 @@ pub fn conversions(
     raw: &RawLake,
     graph: &IdentityGraph,
     tables: &Tables,
+    touches: &ExportTouches,
     conversion_events: &[String],
 ) -> Result<Vec<Conversion>> {
     // Value, currency, order id, receipt email, ip, user agent and properties are kept for
@@ -82,7 +83,7 @@ pub fn conversions(
         .join(users, [col("user_id")], [col("user_id")], left())
         .collect()?;
 
-    let by_person = TouchIndex::new(raw, graph)?;
+    let by_person = TouchIndex::new(touches, graph.persons.len())?;
     let s = |name: &str| -> Result<StringChunked> { Ok(df.column(name)?.str()?.clone()) };
     let (event_id, event, currency, order_id) =
         (s("event_id")?, s("event")?, s("currency")?, s("order_id")?);
@@ -197,8 +198,72 @@ struct TouchIndex {
     landing_url: TouchColumn,
 }
 
-/// The touch columns the exports read (with `ts`): the run keeps only these of the touches
-/// once the stitched tables are built.
+/// The touches the exports read: those of the persons with a conversion (a conversion's
+/// clicks, cookies, IP and user agent come from its own person's touches), with
+/// [`TOUCH_COLUMNS`], in the touches' (time) order, and the person of each.
+///
+/// Built before the stitched tables, so that the run does not hold the exports' columns of
+/// every touch: at 10M events they were about 1.1 GB (IP, user agent and landing URL of 3M
+/// touches), while the touches of persons who convert are a fraction of them.
+#[derive(Debug, Clone)]
+pub struct ExportTouches {
+    /// [`TOUCH_COLUMNS`] (those the lake has) of the touches kept, strings compacted.
+    frame: DataFrame,
+    /// Person of each row of `frame`.
+    person: Vec<u32>,
+}
+
+/// The [`ExportTouches`] of the run: the touches of the persons who have an event named in
+/// `conversion_events`.
+pub fn export_touches(
+    raw: &RawLake,
+    graph: &IdentityGraph,
+    conversion_events: &[String],
+) -> Result<ExportTouches> {
+    let is_conversion = raw
+        .event_codes
+        .names_where(|n| conversion_events.iter().any(|c| c == n))?;
+    let mut converts = vec![false; graph.persons.len()];
+    let names = raw.events.column("_event")?.u32()?;
+    for (&p, c) in graph.event_person.iter().zip(names.iter()) {
+        if c.is_some_and(|c| is_conversion.get(c as usize) == Some(&true)) {
+            if let Some(x) = converts.get_mut(p as usize) {
+                *x = true;
+            }
+        }
+    }
+    let (rows, person): (Vec<IdxSize>, Vec<u32>) = graph
+        .touch_person
+        .iter()
+        .enumerate()
+        .filter(|(_, &p)| converts.get(p as usize).copied().unwrap_or(false))
+        .map(|(r, &p)| (r as IdxSize, p))
+        .unzip();
+    let rows = IdxCa::from_vec("rows".into(), rows);
+    // Each string column copied into buffers of its own: a gather would keep all touches'
+    // text alive behind the views it takes.
+    let columns = TOUCH_COLUMNS
+        .into_iter()
+        .filter_map(|name| raw.touches.column(name).ok())
+        .map(|c| -> Result<Column> {
+            let taken = c.as_materialized_series().take(&rows)?;
+            Ok(match taken.str() {
+                Ok(s) => s
+                    .iter()
+                    .collect::<StringChunked>()
+                    .with_name(s.name().clone())
+                    .into_column(),
+                Err(_) => taken.into_column(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ExportTouches {
+        frame: DataFrame::new(rows.len(), columns)?,
+        person,
+    })
+}
+
+/// The touch columns the exports read (with `ts`), kept in [`ExportTouches`].
 pub const TOUCH_COLUMNS: [&str; 10] = [
     "ts",
     "gclid",
@@ -213,8 +278,8 @@ pub const TOUCH_COLUMNS: [&str; 10] = [
 ];
 
 impl TouchIndex {
-    fn new(raw: &RawLake, graph: &IdentityGraph) -> Result<Self> {
-        let t = &raw.touches;
+    fn new(touches: &ExportTouches, n_persons: usize) -> Result<Self> {
+        let t = &touches.frame;
         let ts: Vec<i64> = t
             .column("ts")?
             .i64()?
@@ -222,17 +287,17 @@ impl TouchIndex {
             .map(|v| v.unwrap_or(0))
             .collect();
         // Counting sort by person; touches are already in time order, so each person's rows are.
-        let n = graph.persons.len();
+        let n = n_persons;
         let mut offsets = vec![0u32; n + 1];
-        for &p in &graph.touch_person {
+        for &p in &touches.person {
             offsets[p as usize + 1] += 1;
         }
         for i in 0..n {
             offsets[i + 1] += offsets[i];
         }
         let mut fill = offsets.clone();
-        let mut rows = vec![0u32; graph.touch_person.len()];
-        for (row, &p) in graph.touch_person.iter().enumerate() {
+        let mut rows = vec![0u32; touches.person.len()];
+        for (row, &p) in touches.person.iter().enumerate() {
             rows[fill[p as usize] as usize] = row as u32;
             fill[p as usize] += 1;
         }

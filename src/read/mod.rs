@@ -182,7 +182,15 @@ impl EventCodes {
                     .column(name)?
                     .u32()?
                     .iter()
-                    .map(|c| c.map_or(NONE, |c| if c == NONE { NONE } else { renumber[c as usize] }))
+                    .map(|c| {
+                        c.map_or(NONE, |c| {
+                            if c == NONE {
+                                NONE
+                            } else {
+                                renumber[c as usize]
+                            }
+                        })
+                    })
                     .collect();
                 events.with_column(Column::new((*name).into(), recoded))?;
             }
