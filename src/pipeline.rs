@@ -56,7 +56,10 @@ pub fn run_with(
     let facts = facts?;
     // The events' user and previous ids (as codes) are read by the identity graph only
     // (journeys show the resolved user, and `raw_user_id` is read again from the raw files).
-    raw.events = raw.events.drop_many(["_user", "_prev"]);
+    // Nor are the events' ids read after it: `journeys` reads them again with its other
+    // columns from the raw files when each day is written, the conversions have theirs
+    // (`RawLake::conversions`) and the refused unions theirs (`refused_event_ids`).
+    raw.events = raw.events.drop_many(["_user", "_prev", "event_id"]);
 
     progress.stage(3, "stitch: journeys and touches");
     let picks = stitch::pick_touches(&raw, &graph, &facts)?;
@@ -115,13 +118,7 @@ pub fn run_with(
     let (attribution, exports) = crate::parallel::join(
         || attribute_stage(&raw, &graph, &tables, cfg),
         || -> Result<(Vec<export::Conversion>, export::Exports)> {
-            let conversions = export::gather::conversions(
-                &raw,
-                &graph,
-                &tables,
-                &export_touches,
-                &cfg.events.conversions,
-            )?;
+            let conversions = export::gather::conversions(&raw, &graph, &tables, &export_touches)?;
             let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
             Ok((conversions, exports))
         },
@@ -214,7 +211,7 @@ pub fn attribute_stage(
     tables: &stitch::Tables,
     cfg: &JobConfig,
 ) -> Result<attribute::Attribution> {
-    let events = raw.conversion_events(&cfg.events.conversions)?;
+    let events = raw.conversions.clone();
     let event_person: Vec<u32> = events
         .column("_i")?
         .idx()?

@@ -23,17 +23,16 @@ use crate::stitch::Tables;
 /// Keys of `properties` that hold the conversion's page URL, in order of preference.
 pub const PAGE_URL_KEYS: [&str; 4] = ["url", "page_url", "$current_url", "href"];
 
-/// The conversions of the run (events named in `conversion_events`) as typed records.
+/// The conversions of the run ([`RawLake::conversions`]) as typed records.
 pub fn conversions(
     raw: &RawLake,
     graph: &IdentityGraph,
     tables: &Tables,
     touches: &ExportTouches,
-    conversion_events: &[String],
 ) -> Result<Vec<Conversion>> {
     // Value, currency, order id, receipt email, ip, user agent and properties are kept for
     // conversions only, apart (joined here).
-    let mut ev = raw.conversion_events(conversion_events)?;
+    let mut ev = raw.conversions.clone();
     let person: Vec<u32> = ev
         .column("_i")?
         .idx()?

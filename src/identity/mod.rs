@@ -112,6 +112,11 @@ pub struct IdentityGraph {
     pub segment_refused: Vec<bool>,
     /// Every refused union, in the order the unions were applied (event-time order).
     pub refused: Vec<RefusedUnion>,
+    /// The `event_id` of each refused union's event, in the order of `refused` (the run
+    /// holds the events' ids no longer than the identity stage).
+    pub refused_event_ids: Series,
+    /// The `event_id` of each segment's link event (null for a segment without a link).
+    pub link_event_ids: Series,
     /// Person of each user.
     pub user_person: Vec<u32>,
     /// All persons.
@@ -275,12 +280,22 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
         .collect();
     log("persons");
 
+    // The ids of the events the tables name: each segment's link and each refused union.
+    let event_ids = raw.events.column("event_id")?.as_materialized_series();
+    let link_events: Vec<u32> = (seg.segments.iter())
+        .map(|s| s.link.map_or(NONE, |l| l.2))
+        .collect();
+    let link_event_ids = crate::codes::gather(event_ids, &link_events, "link_event_id")?;
+    let refused_events: Vec<u32> = refused.iter().map(|r| r.event).collect();
+    let refused_event_ids = crate::codes::gather(event_ids, &refused_events, "event_id")?;
     Ok(IdentityGraph {
         anon_ids,
         user_ids,
         segment_person,
         segment_refused,
         refused,
+        refused_event_ids,
+        link_event_ids,
         user_person,
         persons,
         event_person,

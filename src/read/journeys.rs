@@ -2,12 +2,14 @@
 //! ([`JOURNEY_REREAD_COLS`]): read again from the raw event files, one day of `journeys` at a
 //! time, when that day is written.
 //!
-//! The read stage keeps, for all events, only what identity, stitch and the exports use (ids,
-//! times, names, the file and row each event came from). `raw_user_id`, `session_id`, `value`,
-//! `currency` and `order_id` are only shown in `journeys`; at 10M events they were about a
-//! gigabyte held from the first read to the last write. Each is a pure function of its own
-//! row (the file's value, personal ids pseudonymized and runaway values nulled exactly as the
-//! read stage does), so reading it again gives the same value the first read gave.
+//! The read stage keeps, for all events, only what identity, stitch and the exports use (ids
+//! and names as codes, times, the file and row each event came from). `raw_user_id`,
+//! `session_id`, `value`, `currency` and `order_id` are only shown in `journeys`; at 10M
+//! events they were about a gigabyte held from the first read to the last write. `event_id`
+//! is held until the stitched tables are built (about 330 MB at 10M). Each is a pure function
+//! of its own row (the file's value, personal ids pseudonymized, `event_id` trimmed and
+//! runaway values nulled exactly as the read stage does), so reading it again gives the same
+//! value the first read gave.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +33,14 @@ pub struct EventFiles {
 }
 
 /// The raw columns read again ([`JOURNEY_REREAD_COLS`] under their file names).
-const SPEC_NAMES: [&str; 5] = ["user_id", "value", "currency", "order_id", "session_id"];
+const SPEC_NAMES: [&str; 6] = [
+    "event_id",
+    "user_id",
+    "value",
+    "currency",
+    "order_id",
+    "session_id",
+];
 
 /// Reads the [`JOURNEY_REREAD_COLS`] of given events from the raw files, keeping each file's
 /// columns only until the last day that needs it has been written.
@@ -162,9 +171,11 @@ impl<'a> JourneyColumns<'a> {
     }
 
     /// The read stage's row-local cleaning of these columns, in the same order: personal ids
-    /// pseudonymized, then runaway values nulled; `user_id` as read is `raw_user_id`.
+    /// pseudonymized, `event_id` trimmed, then runaway values nulled; `user_id` as read is
+    /// `raw_user_id`.
     fn clean(&self, df: DataFrame) -> Result<DataFrame> {
         let (df, _) = privacy::pseudonymize_ids(df, super::EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
+        let df = df.lazy().with_column(super::strip_event_id()).collect()?;
         let (df, _) = null_values_too_long(df, super::EVENT_IDS)?;
         let mut df = df.select(SPEC_NAMES)?;
         df.rename("user_id", "raw_user_id".into())?;

@@ -226,9 +226,10 @@ pub struct RawLake {
     pub events: DataFrame,
     /// The dictionaries of the events' code columns.
     pub event_codes: EventCodes,
-    /// [`EVENT_DETAIL_COLS`] of the conversion events (named in `[events] conversions`), keyed
-    /// by `_fidx` and `_row` like `events`. Rows of every copy read: join on the key.
-    pub event_details: DataFrame,
+    /// The used events named in `[events] conversions`, in journey order, with their
+    /// [`EVENT_DETAIL_COLS`]. Columns: `_i` (the row in `events`), `event_id`, `event`, `ts`,
+    /// `_fidx`, `_row`, then the details.
+    pub conversions: DataFrame,
     /// Used touches, sorted by `ts`, `anon_id` and content. Same conventions.
     pub touches: DataFrame,
     /// Touch columns that are attribution keys no one has invented yet.
@@ -244,45 +245,45 @@ pub struct RawLake {
     pub stats: BTreeMap<String, SourceStats>,
 }
 
-impl RawLake {
-    /// The used events named in `names` (conversions), in journey order, with their
-    /// [`EVENT_DETAIL_COLS`] and `_i`, their row in [`RawLake::events`]. Columns: `_i`,
-    /// `event_id`, `event`, `ts`, `_fidx`, `_row`, then the details.
-    pub fn conversion_events(&self, names: &[String]) -> Result<DataFrame> {
-        let wanted = self
-            .event_codes
-            .names_where(|n| names.iter().any(|c| c == n))?;
-        let codes = self.events.column("_event")?.u32()?;
-        let rows: Vec<IdxSize> = codes
-            .into_no_null_iter()
-            .enumerate()
-            .filter(|(_, c)| wanted.get(*c as usize).copied().unwrap_or(false))
-            .map(|(i, _)| i as IdxSize)
-            .collect();
-        let event: Vec<u32> = rows
-            .iter()
-            .map(|&i| codes.get(i as usize).unwrap_or(NONE))
-            .collect();
-        let idx = IdxCa::from_vec("_i".into(), rows);
-        let mut picked = self
-            .events
-            .select(["event_id", "ts", FIDX_COL, ROW_COL])?
-            .take(&idx)?;
-        picked.insert_column(0, idx.into_series().into_column())?;
-        picked.insert_column(
-            2,
-            crate::codes::gather(&self.event_codes.event, &event, "event")?.into_column(),
-        )?;
-        let key = || [col(FIDX_COL), col(ROW_COL)];
-        let left = JoinArgs {
-            maintain_order: MaintainOrderJoin::Left,
-            ..JoinArgs::new(JoinType::Left)
-        };
-        Ok(picked
-            .lazy()
-            .join(self.event_details.clone().lazy(), key(), key(), left)
-            .collect()?)
-    }
+/// The used events named in `names` (conversions), in journey order, with their details
+/// (`details`: [`EVENT_DETAIL_COLS`] of the conversion rows of every copy read, keyed by
+/// `_fidx` and `_row`): [`RawLake::conversions`].
+fn conversion_events(
+    events: &DataFrame,
+    codes: &EventCodes,
+    details: DataFrame,
+    names: &[String],
+) -> Result<DataFrame> {
+    let wanted = codes.names_where(|n| names.iter().any(|c| c == n))?;
+    let name_of = events.column("_event")?.u32()?;
+    let rows: Vec<IdxSize> = name_of
+        .into_no_null_iter()
+        .enumerate()
+        .filter(|(_, c)| wanted.get(*c as usize).copied().unwrap_or(false))
+        .map(|(i, _)| i as IdxSize)
+        .collect();
+    let event: Vec<u32> = rows
+        .iter()
+        .map(|&i| name_of.get(i as usize).unwrap_or(NONE))
+        .collect();
+    let idx = IdxCa::from_vec("_i".into(), rows);
+    let mut picked = events
+        .select(["event_id", "ts", FIDX_COL, ROW_COL])?
+        .take(&idx)?;
+    picked.insert_column(0, idx.into_series().into_column())?;
+    picked.insert_column(
+        2,
+        crate::codes::gather(&codes.event, &event, "event")?.into_column(),
+    )?;
+    let key = || [col(FIDX_COL), col(ROW_COL)];
+    let left = JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    };
+    Ok(picked
+        .lazy()
+        .join(details.lazy(), key(), key(), left)
+        .collect()?)
 }
 
 /// Read the raw lake under `lake` for the run described by `cfg`.
@@ -300,6 +301,12 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     stats.insert("users".to_string(), s);
     let (events, event_codes, event_details, event_files, s) =
         read_events(lake, cfg, &orgs, memberships.as_ref(), &mut quarantine)?;
+    let conversions = conversion_events(
+        &events,
+        &event_codes,
+        event_details,
+        &cfg.events.conversions,
+    )?;
     stats.insert("events".to_string(), s);
     crate::progress::release_memory();
     let (touches, touch_extra_keys, s) = read_touches(lake, cfg, &mut quarantine)?;
@@ -321,7 +328,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     let mb = |df: &DataFrame| df.estimated_size() / (1 << 20);
     tracing::debug!(
         events_mb = mb(&events),
-        event_details_mb = mb(&event_details),
+        conversions_mb = mb(&conversions),
         touches_mb = mb(&touches),
         quarantine_mb = mb(&quarantine),
         "read: frames in memory"
@@ -329,7 +336,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     Ok(RawLake {
         events,
         event_codes,
-        event_details,
+        conversions,
         touches,
         touch_extra_keys,
         users,
@@ -983,7 +990,7 @@ fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceS
 }
 
 /// Event columns read only for conversions (by attribution and the ad-platform export): kept
-/// for conversion rows only, in [`RawLake::event_details`], so the run never holds them for
+/// for conversion rows only, in [`RawLake::conversions`], so the run never holds them for
 /// every event (they are over half of an event's bytes). `journeys` shows `value`, `currency`
 /// and `order_id` of every event: it reads them again ([`JourneyColumns`]).
 pub const EVENT_DETAIL_COLS: [&str; 7] = [
@@ -1005,8 +1012,14 @@ const EVENT_UNUSED_COLS: [&str; 2] = ["tracking_version", "session_id"];
 /// memory for every event: [`JourneyColumns`] reads them again, file by file, when each day of
 /// `journeys` is written. `raw_user_id` is the file's `user_id` as the run saw it before
 /// cleaning (personal ids pseudonymized).
-pub const JOURNEY_REREAD_COLS: [&str; 5] =
-    ["raw_user_id", "value", "currency", "order_id", "session_id"];
+pub const JOURNEY_REREAD_COLS: [&str; 6] = [
+    "event_id",
+    "raw_user_id",
+    "value",
+    "currency",
+    "order_id",
+    "session_id",
+];
 
 fn read_events(
     lake: &Lake,

@@ -320,10 +320,8 @@ pub fn stitch(
 
         log("persons");
         // identity_map
-        let event_ids = raw.events.column("event_id")?.as_materialized_series();
         let seg_anon: Vec<u32> = segs.iter().map(|s| s.anon).collect();
         let seg_user: Vec<u32> = segs.iter().map(|s| s.user).collect();
-        let link_event: Vec<u32> = segs.iter().map(|s| s.link.map_or(NONE, |l| l.2)).collect();
         let identity_map = DataFrame::new(
             segs.len(),
             vec![
@@ -352,7 +350,7 @@ pub fn stitch(
                     segs.iter().map(|s| s.link.map(|l| l.1)).collect(),
                 )?
                 .into(),
-                gather(event_ids, &link_event, "link_event_id")?.into(),
+                graph.link_event_ids.clone().into(),
                 Column::new(
                     "conflict".into(),
                     segs.iter()
@@ -481,7 +479,6 @@ pub fn stitch(
             .clone()
             .lazy()
             .select([
-                col("event_id"),
                 col("ts"),
                 col("seq"),
                 col("_event"),
@@ -619,7 +616,6 @@ pub fn refused_unions(
         .as_materialized_series()
         .i64()?
         .clone();
-    let events = raw.events.column("event_id")?.as_materialized_series();
     let columns = |s: &[(u32, Option<u32>, u32, u32)], prefix: &str| -> Result<Vec<Column>> {
         Ok(vec![
             gather(
@@ -647,7 +643,7 @@ pub fn refused_unions(
         ])
     };
     let mut cols: Vec<Column> = vec![
-        gather(events, &event, "event_id")?.into(),
+        graph.refused_event_ids.clone().into(),
         ts_series("at", event.iter().map(|&e| ts.get(e as usize)).collect())?.into(),
         Column::new(
             "kind".into(),
