@@ -256,6 +256,7 @@ mod tests {
             &lake,
             a,
             df!(
+                "event_id" => ["e1", " e2 ", "e3"],
                 "user_id" => [Some("u1"), Some("Alice@Example.com"), None],
                 "value" => [Some(1.0), None, Some(3.0)],
                 "currency" => [Some("EUR"), None, Some("USD")],
@@ -268,6 +269,7 @@ mod tests {
             &lake,
             b,
             df!(
+                "event_id" => ["e9", "e8"],
                 "user_id" => [Some("u9"), None],
                 "value" => [Some(9.0), None],
                 "currency" => [None, Some("GBP")],
@@ -310,6 +312,11 @@ mod tests {
         assert_ne!(alice.as_deref(), Some("Alice@Example.com"));
         let some = |v: &str| Some(v.to_string());
         assert_eq!(strs(&first, "raw_user_id"), [some("u9"), some("u1"), alice]);
+        // Trimmed, as the read stage trims it before anything reads it.
+        assert_eq!(
+            strs(&first, "event_id"),
+            [some("e9"), some("e1"), some("e2")]
+        );
         assert_eq!(
             strs(&first, "session_id"),
             [some("s9"), some("s1"), some("s2")]
