@@ -246,6 +246,25 @@ impl Lake {
         Ok(())
     }
 
+    /// A writer of one object whose bytes are handed over as they are made: held in memory up
+    /// to [`STREAM_BUFFER`] bytes and put in one request, or, once bigger, uploaded in parts
+    /// of that size (a multipart upload on object stores, a staging file renamed at the end on
+    /// local disk), so a big file is never whole in memory. Nothing is visible at `path` until
+    /// [`ObjectWriter::finish`]; a writer dropped unfinished aborts its upload.
+    pub fn writer(&self, path: &str) -> ObjectWriter {
+        ObjectWriter {
+            runtime: self.runtime.clone(),
+            inner: Some(object_store::buffered::BufWriter::with_capacity(
+                self.store.clone(),
+                Path::from(path),
+                STREAM_BUFFER,
+            )),
+            written: 0,
+            path: path.to_string(),
+            failure: None,
+        }
+    }
+
     /// Write an object that must not exist yet (markers).
     pub fn put_new(&self, path: &str, data: Bytes) -> Result<()> {
         let path = Path::from(path);
@@ -299,9 +318,120 @@ fn url_path(location: &str) -> Option<String> {
     Some(p.to_string())
 }
 
+/// Bytes [`Lake::writer`] holds before it uploads in parts (and the size of each part).
+pub const STREAM_BUFFER: usize = 16 << 20;
+
+/// See [`Lake::writer`]. Implements [`std::io::Write`], for encoders that write as they go.
+pub struct ObjectWriter {
+    runtime: Arc<tokio::runtime::Runtime>,
+    inner: Option<object_store::buffered::BufWriter>,
+    written: u64,
+    path: String,
+    /// The store's error, when an upload failed (the encoder writing to this sees an
+    /// `io::Error`; the run reports this one, which names the object and the store's answer).
+    failure: Option<object_store::Error>,
+}
+
+impl ObjectWriter {
+    /// Complete the object: from here on it is visible whole at its path. Returns its size.
+    pub fn finish(mut self) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let mut inner = self.inner.take().expect("a writer is finished once");
+        if let Err(e) = self.runtime.block_on(async move { inner.shutdown().await }) {
+            let e = self.keep(e);
+            return Err(self.failure.take().map_or_else(|| e.into(), Error::Storage));
+        }
+        Ok(self.written)
+    }
+
+    /// The store's error of a failed upload, once (see [`ObjectWriter::failure`]).
+    pub fn take_failure(&mut self) -> Option<object_store::Error> {
+        self.failure.take()
+    }
+
+    /// Keep the store's error inside `e`, if it is one, and name the object in what is left.
+    fn keep(&mut self, e: std::io::Error) -> std::io::Error {
+        let kind = e.kind();
+        match e.into_inner().map(|b| b.downcast::<object_store::Error>()) {
+            Some(Ok(store)) => {
+                let message = format!("writing {}: {store}", self.path);
+                self.failure = Some(*store);
+                std::io::Error::new(kind, message)
+            }
+            Some(Err(other)) => {
+                std::io::Error::new(kind, format!("writing {}: {other}", self.path))
+            }
+            None => std::io::Error::new(kind, format!("writing {}", self.path)),
+        }
+    }
+}
+
+impl std::io::Write for ObjectWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use tokio::io::AsyncWriteExt;
+        let inner = self.inner.as_mut().expect("not written after finish");
+        if let Err(e) = self.runtime.block_on(inner.write_all(buf)) {
+            return Err(self.keep(e));
+        }
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        // Parts are uploaded as they fill; the rest goes at `finish`.
+        Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if let Some(mut inner) = self.inner.take() {
+            // An unfinished upload leaves nothing behind (best effort: the run is failing).
+            let _ = self.runtime.block_on(async move { inner.abort().await });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_object_appears_whole_at_finish_and_not_before() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().to_str().unwrap().to_string();
+        for location in ["memory://", local.as_str()] {
+            let lake = Lake::open(location, Access::Write).unwrap();
+            // Small: one put. Big: uploaded in parts of STREAM_BUFFER bytes.
+            for size in [1_000usize, STREAM_BUFFER * 2 + 12_345] {
+                let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+                let path = format!("t/{size}.bin");
+                let mut w = lake.writer(&path);
+                for chunk in data.chunks(1 << 19) {
+                    w.write_all(chunk).unwrap();
+                }
+                assert!(
+                    lake.get_opt(&path).unwrap().is_none(),
+                    "{location}: not before finish"
+                );
+                assert_eq!(w.finish().unwrap(), size as u64);
+                assert_eq!(
+                    lake.get(&path).unwrap().as_ref(),
+                    data.as_slice(),
+                    "{location}"
+                );
+            }
+            // A writer dropped unfinished leaves nothing.
+            let mut w = lake.writer("t/abandoned.bin");
+            w.write_all(&vec![7u8; STREAM_BUFFER + 1]).unwrap();
+            drop(w);
+            assert!(
+                lake.get_opt("t/abandoned.bin").unwrap().is_none(),
+                "{location}"
+            );
+        }
+    }
 
     #[test]
     fn retry_policy_follows_the_storage_section() {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::read::FileStat;
 use crate::stitch::DayRows;
 use crate::storage::Lake;
@@ -97,9 +97,16 @@ fn needs_compacting(df: &DataFrame) -> bool {
 /// [`parquet_bytes_grouped`] in [`ROW_GROUP_ROWS`] row groups, each compacted
 /// ([`compact_strings`]) just before it is encoded: the same file, without a compact copy of
 /// whole columns.
+#[cfg(test)]
 fn parquet_bytes_compacted(df: &DataFrame) -> Result<Bytes> {
     let mut buf = Cursor::new(Vec::new());
-    let mut writer = table_writer(&mut buf)?.batched(df.schema())?;
+    write_compacted(df, &mut buf)?;
+    Ok(Bytes::from(buf.into_inner()))
+}
+
+/// [`parquet_bytes_compacted`], written to `w` row group by row group.
+fn write_compacted<W: std::io::Write>(df: &DataFrame, w: W) -> Result<()> {
+    let mut writer = table_writer(w)?.batched(df.schema())?;
     let mut offset = 0usize;
     while offset < df.height() {
         let n = ROW_GROUP_ROWS.min(df.height() - offset);
@@ -109,7 +116,7 @@ fn parquet_bytes_compacted(df: &DataFrame) -> Result<Bytes> {
         offset += n;
     }
     writer.finish()?;
-    Ok(Bytes::from(buf.into_inner()))
+    Ok(())
 }
 
 /// Remove whatever an earlier attempt left under the run's folder: marker first.
@@ -215,21 +222,41 @@ pub fn write_tables(
         let prepared = started.elapsed().as_secs_f64();
         // Gathered strings (the touch JSON, journeys' person ids) are compacted one row group
         // at a time: a whole column's compact copy is hundreds of megabytes at 10M events.
-        let bytes = if needs_compacting(&part) {
-            parquet_bytes_compacted(&part)?
+        // The file goes to the store as it is encoded (the biggest are hundreds of megabytes).
+        // A failed upload surfaces in the encoder as an I/O error: the store's own error (which
+        // names the object and its answer) is reported instead.
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, out.writer(path));
+        let encoded = if needs_compacting(&part) {
+            write_compacted(&part, &mut file)
         } else {
-            parquet_bytes_grouped(&part, Some(ROW_GROUP_ROWS))?
+            let mut df = part.clone().into_owned();
+            table_writer(&mut file).and_then(|w| {
+                w.with_row_group_size(Some(ROW_GROUP_ROWS))
+                    .finish(&mut df)
+                    .map(|_| ())
+                    .map_err(Error::from)
+            })
         };
-        let encoded = started.elapsed().as_secs_f64();
-        let size = bytes.len();
-        out.put(path, bytes)?;
+        let upload_error = |w: &mut crate::storage::ObjectWriter, e: Error| {
+            w.take_failure().map_or(e, Error::Storage)
+        };
+        if let Err(e) = encoded {
+            return Err(upload_error(file.get_mut(), e));
+        }
+        let writer = match file.into_inner() {
+            Ok(w) => w,
+            Err(e) => {
+                let (e, mut w) = e.into_parts();
+                return Err(upload_error(w.get_mut(), e.into()));
+            }
+        };
+        let size = writer.finish()?;
         tracing::debug!(
             path,
             rows = part.height(),
             mb = size / (1 << 20),
             prepare_s = prepared,
-            encode_s = encoded - prepared,
-            write_s = started.elapsed().as_secs_f64() - encoded,
+            encode_and_write_s = started.elapsed().as_secs_f64() - prepared,
             "publish: file written"
         );
         Ok(part.height() as u64)

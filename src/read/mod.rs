@@ -172,10 +172,9 @@ impl EventCodes {
                 }
             }
             let mut renumber = vec![NONE; dict.len()];
-            let mut next = 0u32;
-            for (r, _) in renumber.iter_mut().zip(&used).filter(|(_, &u)| u) {
-                *r = next;
-                next += 1;
+            let kept = renumber.iter_mut().zip(&used).filter(|(_, &u)| u);
+            for (next, (r, _)) in kept.enumerate() {
+                *r = next as u32;
             }
             for name in columns {
                 let recoded: Vec<u32> = events
