@@ -80,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total = Instant::now();
 
     let t = Instant::now();
-    let raw = read::read_lake(&input, &cfg)?;
+    let mut raw = read::read_lake(&input, &cfg)?;
     let t_read = t.elapsed().as_secs_f64();
     let events = raw.stats["events"].rows_read;
 
@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     let facts = stitch::touch_facts(&raw)?;
-    let picks = stitch::pick_touches(&raw, &graph, &facts)?;
+    let picks = stitch::pick_touches(&mut raw, &graph, &facts)?;
     let tables = stitch::stitch(&raw, &graph, facts, picks, &cfg)?;
     let t_stitch = t.elapsed().as_secs_f64();
 

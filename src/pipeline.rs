@@ -62,13 +62,12 @@ pub fn run_with(
     raw.events = raw.events.drop_many(["_user", "_prev", "event_id"]);
 
     progress.stage(3, "stitch: journeys and touches");
-    let picks = stitch::pick_touches(&raw, &graph, &facts)?;
     // From here on the touches are read for their time (stitch and attribution, which use the
     // channels classified above), and the exports read their columns of the touches of
-    // persons who convert: the other columns of all touches are freed before the tables are
-    // built.
+    // persons who convert: those are copied out, then the JSON of the touches the tables show
+    // is rendered and the other columns of all touches are freed (`pick_touches`).
     let export_touches = export::gather::export_touches(&raw, &graph, &cfg.events.conversions)?;
-    raw.touches = raw.touches.select(["ts"])?;
+    let picks = stitch::pick_touches(&mut raw, &graph, &facts)?;
     let mut tables = stitch::stitch(&raw, &graph, facts, picks, cfg)?;
 
     // The tables of persons, cookies and users are written now: their touch JSON is the

@@ -239,27 +239,12 @@ pub fn export_touches(
         .map(|(r, &p)| (r as IdxSize, p))
         .unzip();
     let rows = IdxCa::from_vec("rows".into(), rows);
-    // Each string column copied into buffers of its own: a gather would keep all touches'
-    // text alive behind the views it takes.
-    let columns = TOUCH_COLUMNS
+    let keep: Vec<&str> = TOUCH_COLUMNS
         .into_iter()
-        .filter_map(|name| raw.touches.column(name).ok())
-        .map(|c| -> Result<Column> {
-            let taken = c.as_materialized_series().take(&rows)?;
-            Ok(match taken.str() {
-                Ok(s) => s
-                    .iter()
-                    .collect::<StringChunked>()
-                    .with_name(s.name().clone())
-                    .into_column(),
-                Err(_) => taken.into_column(),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(ExportTouches {
-        frame: DataFrame::new(rows.len(), columns)?,
-        person,
-    })
+        .filter(|c| raw.touches.column(c).is_ok())
+        .collect();
+    let frame = crate::read::take_compact(raw.touches.select(keep)?, &rows)?;
+    Ok(ExportTouches { frame, person })
 }
 
 /// The touch columns the exports read (with `ts`), kept in [`ExportTouches`].

@@ -368,6 +368,25 @@ pub fn take_columnwise(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
     Ok(DataFrame::new(idx.len(), out)?)
 }
 
+/// Rows `idx` of `df` in a frame that holds none of `df`'s memory: string columns are copied
+/// into buffers of their own (a gather alone would keep every value of the column alive behind
+/// the views it takes), one column at a time, each input column dropped once copied.
+pub fn take_compact(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
+    let mut out = Vec::with_capacity(df.width());
+    for c in df.into_columns() {
+        let taken = c.as_materialized_series().take(idx)?;
+        out.push(match taken.str() {
+            Ok(s) => s
+                .iter()
+                .collect::<StringChunked>()
+                .with_name(s.name().clone())
+                .into_column(),
+            Err(_) => taken.into_column(),
+        });
+    }
+    Ok(DataFrame::new(idx.len(), out)?)
+}
+
 /// `rows` of `df` ordered by the columns `keys`, ascending, nulls first, ties in row order: the
 /// order of polars' stable multi-column sort. The first key must be an Int64 column (a time);
 /// the others (Int64, String or UInt32) are only compared where the earlier keys tie, which is

@@ -158,8 +158,12 @@ pub struct TouchPicks {
 
 /// Pick the first and last counting touches (rows are in time order, so the first seen is the
 /// earliest and the last seen the latest) and render them as JSON.
+///
+/// The touches' columns are not read after this: `raw.touches` is left with `ts` only. The
+/// rows the tables show (about half of them) are copied out first, one column at a time, each
+/// full column freed once copied, so the JSON is rendered beside them, not beside all touches.
 pub fn pick_touches(
-    raw: &RawLake,
+    raw: &mut RawLake,
     graph: &IdentityGraph,
     facts: &TouchFacts,
 ) -> Result<TouchPicks> {
@@ -192,7 +196,11 @@ pub fn pick_touches(
     // The JSON of every touch a table shows, once; each table's column is a gather from it
     // (views into one buffer: up to four tables show one touch, and the text is the biggest
     // part of them). `publish` writes such columns compacted, one table at a time.
-    let json = touches::to_json(&raw.touches, &raw.touch_extra_keys, &wanted)?.into_series();
+    let all = std::mem::take(&mut raw.touches);
+    raw.touches = all.select(["ts"])?;
+    let shown = crate::read::take_compact(all, &IdxCa::from_slice("rows".into(), &wanted))?;
+    let json = touches::to_json(&shown, &raw.touch_extra_keys)?.into_series();
+    drop(shown);
     crate::step_done!(started, "stitch: touch JSON");
     Ok(TouchPicks {
         by_person,

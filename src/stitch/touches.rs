@@ -112,15 +112,18 @@ pub fn counting(touches: &DataFrame, extra_keys: &[String]) -> Result<BooleanChu
     Ok(out.column("counts")?.bool()?.clone())
 }
 
-/// Render touches `rows` of `touches` as JSON objects (keys sorted): `ts` as RFC 3339 UTC and
+/// Render every touch of `touches` as a JSON object (keys sorted): `ts` as RFC 3339 UTC and
 /// every non-empty string column (contract columns and extra keys).
-pub fn to_json(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Result<StringChunked> {
-    // The rows in parts, rendered side by side (one loop per row), then put together in order.
-    let parts: Vec<&[u32]> = rows
-        .chunks(rows.len().div_ceil(2 * crate::parallel::threads(4)).max(1))
+pub fn to_json(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChunked> {
+    // The rows in parts (zero-copy slices), rendered side by side (one loop per row), then put
+    // together in order.
+    let height = touches.height();
+    let size = height.div_ceil(2 * crate::parallel::threads(4)).max(1);
+    let parts: Vec<DataFrame> = (0..height)
+        .step_by(size)
+        .map(|offset| touches.slice(offset as i64, size))
         .collect();
-    let rendered =
-        crate::parallel::map(&parts, 4, |_, part| to_json_part(touches, extra_keys, part))?;
+    let rendered = crate::parallel::map(&parts, 4, |_, part| to_json_part(part, extra_keys))?;
     let mut out = StringChunked::full_null("json".into(), 0);
     for part in &rendered {
         out.append(part)?;
@@ -129,21 +132,19 @@ pub fn to_json(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Resu
     Ok(out)
 }
 
-fn to_json_part(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Result<StringChunked> {
+fn to_json_part(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChunked> {
     let mut names: Vec<&str> = TOUCHES
         .iter()
         .map(|c| c.name)
         .filter(|n| *n != "ts")
         .collect();
     names.extend(extra_keys.iter().map(String::as_str));
-    let idx = IdxCa::from_vec("idx".into(), rows.to_vec());
     let mut cols: Vec<(&str, StringChunked)> = Vec::with_capacity(names.len());
     for n in &names {
-        let s = touches.column(n)?.as_materialized_series().take(&idx)?;
-        cols.push((n, s.str()?.clone()));
+        cols.push((n, touches.column(n)?.str()?.clone()));
     }
-    let ts = touches.column("ts")?.as_materialized_series().take(&idx)?;
-    let ts = ts.i64()?;
+    let ts = touches.column("ts")?.i64()?;
+    let rows = touches.height();
     // Written directly, as serde_json writes a `Map` (a BTreeMap: keys in byte order, a later
     // insert of a key replacing an earlier one) of the non-empty values: keys in order, and
     // for a key named twice the last of its sources with a value.
@@ -161,9 +162,9 @@ fn to_json_part(touches: &DataFrame, extra_keys: &[String], rows: &[u32]) -> Res
         .into_iter()
         .map(|(n, sources)| Ok((serde_json::to_string(&n)?, sources)))
         .collect::<Result<_>>()?;
-    let mut out = StringChunkedBuilder::new("json".into(), rows.len());
+    let mut out = StringChunkedBuilder::new("json".into(), rows);
     let mut buf: Vec<u8> = Vec::new();
-    for i in 0..rows.len() {
+    for i in 0..rows {
         buf.clear();
         buf.push(b'{');
         let mut first = true;
@@ -268,7 +269,8 @@ mod tests {
         }
         let df = DataFrame::new(n, cols).unwrap();
         let rows: Vec<u32> = (0..n as u32).rev().collect();
-        let got: Vec<String> = to_json(&df, &extra, &rows)
+        let taken = df.take(&IdxCa::from_slice("rows".into(), &rows)).unwrap();
+        let got: Vec<String> = to_json(&taken, &extra)
             .unwrap()
             .iter()
             .map(|v| v.unwrap_or_default().to_string())
