@@ -1790,6 +1790,48 @@ fn read_touches(
 mod tests {
     use super::*;
 
+    /// Encoding all rows, putting the used ones in order and cutting the dictionaries gives
+    /// the codes and dictionaries of encoding the used rows alone: values only unused rows
+    /// have leave the dictionaries, and only alias events put their previous_id in the
+    /// cookies' dictionary.
+    #[test]
+    fn event_codes_cut_to_the_rows_used_equal_encoding_those_rows_alone() {
+        let frame = |rows: &[usize]| {
+            let pick = |v: &[Option<&'static str>]| -> Vec<Option<&'static str>> {
+                rows.iter().map(|&r| v[r]).collect()
+            };
+            df!(
+                "event_id" => pick(&[Some("e0"), Some("e1"), Some("e2"), Some("e3"), Some("e4")]),
+                "event" => pick(&[Some("alias"), Some("page"), Some("junk"), Some("signup"), Some("alias")]),
+                "anon_id" => pick(&[Some("c2"), Some("c1"), Some("c9"), None, Some("c1")]),
+                "previous_id" => pick(&[Some("c0"), Some("c8"), None, None, Some("c3")]),
+                "user_id" => pick(&[None, Some("u2"), Some("u9"), Some("u1"), None]),
+                "org_id" => pick(&[None, Some("o1"), Some("o9"), None, None]),
+            )
+            .unwrap()
+        };
+        // Row 2 is not used; the used rows in their journey order: 4, 0, 3, 1.
+        let order = [4usize, 0, 3, 1];
+        let (all, codes) = encode_events(frame(&[0, 1, 2, 3, 4]), "alias").unwrap();
+        let idx = IdxCa::from_vec("i".into(), order.iter().map(|&i| i as IdxSize).collect());
+        let (cut, codes) = codes.used_by(all.take(&idx).unwrap()).unwrap();
+        let (alone, alone_codes) = encode_events(frame(&order), "alias").unwrap();
+        assert_eq!(cut, alone);
+        for (a, b) in [
+            (&codes.event, &alone_codes.event),
+            (&codes.anon, &alone_codes.anon),
+            (&codes.user, &alone_codes.user),
+            (&codes.org, &alone_codes.org),
+        ] {
+            assert!(a.equals_missing(b), "{a:?} != {b:?}");
+        }
+        let anon: Vec<Option<&str>> = codes.anon.str().unwrap().iter().collect();
+        // c8 is the previous_id of a page view, c9 only on the unused row.
+        assert_eq!(anon, [Some("c0"), Some("c1"), Some("c2"), Some("c3")]);
+        let events: Vec<Option<&str>> = codes.event.str().unwrap().iter().collect();
+        assert_eq!(events, [Some("alias"), Some("page"), Some("signup")]);
+    }
+
     /// The first copy of each id is kept whatever the id hashes are: with every hash equal
     /// (each id collides with all the others) and with distinct hashes, the same answer.
     #[test]
