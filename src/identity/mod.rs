@@ -1,7 +1,9 @@
 //! Stage 2, **identity**: who is who (contract §3.1–3.3, §3.5).
 //!
-//! Ids are encoded as dense integers with a sorted dictionary (a polars join), cookies are cut
-//! into segments ([`segments`]), and segments and users are joined into persons by a
+//! Ids are dense integers: the read stage's codes of the events' ids, with the cookie
+//! dictionary merged with the touches' cookies (sorted, so the smallest `anon_id` has the
+//! smallest id). Cookies are cut into segments ([`segments`]), and segments and users are
+//! joined into persons by a
 //! union-find ([`union_find`]) fed with links and aliases in event-time order. A union that
 //! would put two different users in one person is refused and counted.
 
