@@ -370,7 +370,8 @@ pub fn take_columnwise(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
 
 /// Rows `idx` of `df` in a frame that holds none of `df`'s memory: string columns are copied
 /// into buffers of their own (a gather alone would keep every value of the column alive behind
-/// the views it takes), one column at a time, each input column dropped once copied.
+/// the views it takes), one column at a time, each input column dropped once copied and its
+/// memory handed back.
 pub fn take_compact(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
     let mut out = Vec::with_capacity(df.width());
     for c in df.into_columns() {
@@ -383,6 +384,9 @@ pub fn take_compact(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
                 .into_column(),
             Err(_) => taken.into_column(),
         });
+        // The input column is freed here: hand its memory back before the next copy is made
+        // (freed heap memory is otherwise kept, and the copies would add to it).
+        crate::progress::release_memory();
     }
     Ok(DataFrame::new(idx.len(), out)?)
 }
