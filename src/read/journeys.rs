@@ -177,7 +177,7 @@ impl<'a> JourneyColumns<'a> {
         let (df, _) = privacy::pseudonymize_ids(df, super::EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
         let df = df.lazy().with_column(super::strip_event_id()).collect()?;
         let (df, _) = null_values_too_long(df, super::EVENT_IDS)?;
-        let mut df = df.select(SPEC_NAMES)?;
+        let mut df = { df }.select(SPEC_NAMES)?;
         df.rename("user_id", "raw_user_id".into())?;
         Ok(df)
     }
