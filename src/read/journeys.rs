@@ -6,7 +6,7 @@
 //! and names as codes, times, the file and row each event came from). `raw_user_id`,
 //! `session_id`, `value`, `currency` and `order_id` are only shown in `journeys`; at 10M
 //! events they were about a gigabyte held from the first read to the last write. `event_id`
-//! is held until the stitched tables are built (about 330 MB at 10M). Each is a pure function
+//! is held only until identity is done (about 330 MB at 10M). Each is a pure function
 //! of its own row (the file's value, personal ids pseudonymized, `event_id` trimmed and
 //! runaway values nulled exactly as the read stage does), so reading it again gives the same
 //! value the first read gave.
