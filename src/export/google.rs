@@ -45,6 +45,7 @@
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 
 use super::{
     batches, hashed_emails, hashed_phones, held_back, non_blank, sorted, Click, Conversion,
@@ -215,8 +216,8 @@ impl GoogleExport {
 }
 
 /// Build both Google exports. Errors only on settings that [`GoogleSettings::validate`] refuses.
-pub fn build(
-    conversions: &[Conversion],
+pub fn build<C: Borrow<Conversion>>(
+    conversions: &[C],
     settings: &GoogleSettings,
     window_end_us: i64,
 ) -> Result<GoogleExport, String> {
@@ -237,8 +238,8 @@ fn click_in_window(click: &Click, ts_us: i64, window_end_us: i64) -> bool {
 }
 
 /// The click conversion upload file for `conversions`.
-pub fn click_conversions_csv(
-    conversions: &[Conversion],
+pub fn click_conversions_csv<C: Borrow<Conversion>>(
+    conversions: &[C],
     settings: &GoogleSettings,
     window_end_us: i64,
 ) -> Result<ClickCsv, String> {
@@ -310,8 +311,8 @@ fn csv_field(s: &str) -> String {
 }
 
 /// The Data Manager `events:ingest` request bodies for `conversions`.
-pub fn data_manager_batches(
-    conversions: &[Conversion],
+pub fn data_manager_batches<C: Borrow<Conversion>>(
+    conversions: &[C],
     settings: &GoogleSettings,
     window_end_us: i64,
 ) -> DataManagerExport {
@@ -877,8 +878,9 @@ mod tests {
             time_zone: "CEST+2".into(),
             ..GoogleSettings::default()
         };
-        assert!(build(&[], &bad, end()).is_err());
-        let empty = click_conversions_csv(&[], &GoogleSettings::default(), end()).unwrap();
+        assert!(build::<Conversion>(&[], &bad, end()).is_err());
+        let empty =
+            click_conversions_csv::<Conversion>(&[], &GoogleSettings::default(), end()).unwrap();
         assert_eq!(
             empty.body,
             format!("Parameters:TimeZone=+0000\n{CSV_HEADER}\n")

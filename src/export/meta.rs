@@ -17,6 +17,7 @@
 //! events without a user agent or a page URL, and conversions with no match key at all (none of
 //! `em`, `ph`, `external_id`, `fbc`, `fbp`, nor ip and user agent together).
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -113,8 +114,8 @@ pub struct MetaExport {
 /// Build the Meta request bodies for `conversions`. `window_end_us` is the end of the run date
 /// (see [`super::window_end_us`]): events before it by more than the window, or at or after
 /// it, are left out.
-pub fn build(
-    conversions: &[Conversion],
+pub fn build<C: Borrow<Conversion>>(
+    conversions: &[C],
     settings: &MetaSettings,
     window_end_us: i64,
 ) -> MetaExport {
@@ -433,7 +434,7 @@ mod tests {
 
         let exactly = build(&convs[..1_000], &MetaSettings::default(), end());
         assert_eq!(exactly.batches.len(), 1);
-        assert!(build(&[], &MetaSettings::default(), end())
+        assert!(build::<Conversion>(&[], &MetaSettings::default(), end())
             .batches
             .is_empty());
     }
