@@ -85,12 +85,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = raw.stats["events"].rows_read;
 
     let t = Instant::now();
-    let graph = identity::build(&raw, &cfg)?;
+    let event_ids = |rows: &[u32]| read::event_ids(&input, &raw.event_files, &raw.events, rows);
+    let graph = identity::build(&raw, &cfg, &event_ids)?;
     let t_identity = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     let facts = stitch::touch_facts(&raw)?;
-    let picks = stitch::pick_touches(&mut raw, &graph, &facts)?;
+    let touch_files = raw.touch_files.clone();
+    let touches_again =
+        |at: &polars::prelude::DataFrame| read::touch_columns(&input, &touch_files, at);
+    let picks = stitch::pick_touches(&mut raw, &graph, &facts, &touches_again)?;
     let tables = stitch::stitch(&raw, &graph, facts, picks, &cfg)?;
     let t_stitch = t.elapsed().as_secs_f64();
 

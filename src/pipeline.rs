@@ -49,59 +49,101 @@ pub fn run_with(
     let mut raw = raw;
     // Which touches count and their channels depend on the touches alone: worked out beside
     // the identity graph (both mostly one thread).
-    let (facts, graph) =
-        crate::parallel::join(|| stitch::touch_facts(&raw), || identity::build(&raw, cfg));
+    let event_ids = |rows: &[u32]| read::event_ids(input, &raw.event_files, &raw.events, rows);
+    let (facts, graph) = crate::parallel::join(
+        || stitch::touch_facts(&raw),
+        || identity::build(&raw, cfg, &event_ids),
+    );
     // The graph's error first, as when it ran alone.
     let graph = graph?;
     let facts = facts?;
     // The events' user and previous ids (as codes) are read by the identity graph only
     // (journeys show the resolved user, and `raw_user_id` is read again from the raw files).
-    // Nor are the events' ids read after it: `journeys` reads them again with its other
-    // columns from the raw files when each day is written, the conversions have theirs
-    // (`RawLake::conversions`) and the refused unions theirs (`refused_event_ids`).
-    raw.events = raw.events.drop_many(["_user", "_prev", "event_id"]);
+    // The events' ids are not held after read: identity read those it names again, the
+    // conversions have theirs (`RawLake::conversions`) and `journeys` reads them again with
+    // its other columns when each day is written.
+    raw.events = raw.events.drop_many(["_user", "_prev"]);
 
     progress.stage(3, "stitch: journeys and touches");
     // From here on the touches are read for their time (stitch and attribution, which use the
     // channels classified above), and the exports read their columns of the touches of
     // persons who convert: those are copied out, then the JSON of the touches the tables show
     // is rendered and the other columns of all touches are freed (`pick_touches`).
-    let export_touches = export::gather::export_touches(&raw, &graph, &cfg.events.conversions)?;
-    let picks = stitch::pick_touches(&mut raw, &graph, &facts)?;
-    let mut tables = stitch::stitch(&raw, &graph, facts, picks, cfg)?;
-
-    // The tables of persons, cookies and users are written now: their touch JSON is the
-    // biggest text of the run, and it is freed before attribution and the exports build
-    // theirs. Nothing is published until `_SUCCESS` (written last, below).
+    let touch_files = raw.touch_files.clone();
+    let touches_again =
+        |at: &polars::prelude::DataFrame| read::touch_columns(input, &touch_files, at);
+    let export_touches =
+        export::gather::export_touches(&raw, &graph, &cfg.events.conversions, &touches_again)?;
+    let picks = stitch::pick_touches(&mut raw, &graph, &facts, &touches_again)?;
+    // The tables of persons, cookies and users are written as they are built: their touch
+    // JSON is the biggest text of the run, and each is freed once written (before attribution
+    // and the exports build theirs). Nothing is published until `_SUCCESS` (written last,
+    // below).
     let date = cfg.date;
     publish::clear_run(output, date)?;
-    let (previous, changed, previous_persons) =
-        publish::first_touch_changes(output, date, &tables.persons)?;
-    let early: Vec<publish::TableToWrite<'_>> = tables
-        .by_name()
-        .into_iter()
-        .filter(|(name, _)| *name != "journeys")
-        .map(|(name, df)| (name, df, None))
-        .collect();
-    let early_stats = publish::write_tables(output, date, &early)?;
-    let mut outputs: std::collections::BTreeMap<String, publish::TableStat> = early
-        .iter()
-        .map(|(name, _, _)| name.to_string())
-        .zip(early_stats)
-        .collect();
-    drop(early);
-    // The report reads two small columns of them.
-    let report_persons = tables.persons.select(["anon_count"])?;
-    let report_users = tables.user_attribution.select(["first_touch_channel"])?;
-    for df in [
-        &mut tables.identity_map,
-        &mut tables.persons,
-        &mut tables.anon_visitors,
-        &mut tables.user_attribution,
-        &mut tables.refused_unions,
+    let early = std::sync::Mutex::new(EarlyTables::default());
+    let sink = |name: &'static str, df: polars::prelude::DataFrame| {
+        let lock = || {
+            early
+                .lock()
+                .map_err(|_| Error::Internal("a table writer thread panicked".into()))
+        };
+        match name {
+            "persons" => {
+                let changes = publish::first_touch_changes(output, date, &df)?;
+                let report = df.select(["anon_count"])?;
+                let mut e = lock()?;
+                e.changes = changes;
+                e.report_persons = report;
+            }
+            "user_attribution" => lock()?.report_users = df.select(["first_touch_channel"])?,
+            _ => {}
+        }
+        let stat = publish::write_tables(output, date, &[(name, &df, None)])?;
+        drop(df);
+        crate::progress::release_memory();
+        lock()?
+            .outputs
+            .extend(stat.into_iter().map(|s| (name.to_string(), s)));
+        Ok(polars::prelude::DataFrame::empty())
+    };
+    let mut tables = stitch::stitch_into(&raw, &graph, facts, picks, cfg, &sink)?;
+    let EarlyTables {
+        mut outputs,
+        changes: (previous, changed, previous_persons),
+        report_persons,
+        report_users,
+    } = early
+        .into_inner()
+        .map_err(|_| Error::Internal("a table writer thread panicked".into()))?;
+    let stat = publish::write_tables(
+        output,
+        date,
+        &[("refused_unions", &tables.refused_unions, None)],
+    )?;
+    outputs.extend(stat.into_iter().map(|s| ("refused_unions".to_string(), s)));
+    tables.refused_unions = polars::prelude::DataFrame::empty();
+    // Attribution and the exports read the graph's persons and the person of each event and
+    // touch only: its segments, cookies, users and per-event maps (about 400 MB at 10M events)
+    // are freed before they build theirs.
+    let mut graph = graph;
+    graph.segmentation = Default::default();
+    for ids in [
+        &mut graph.anon_ids,
+        &mut graph.user_ids,
+        &mut graph.link_event_ids,
+        &mut graph.refused_event_ids,
     ] {
-        *df = polars::prelude::DataFrame::empty();
+        *ids = ids.clear();
     }
+    for v in [
+        &mut graph.event_user,
+        &mut graph.segment_person,
+        &mut graph.user_person,
+    ] {
+        *v = Vec::new();
+    }
+    crate::progress::release_memory();
     tracing::info!(
         peak_rss_mb = crate::progress::peak_rss_mb(),
         "publish: persons, cookies and users written"
@@ -200,6 +242,16 @@ pub fn run_with(
         run_path: publish::run_prefix(date),
         manifest,
     })
+}
+
+/// What the run keeps of the tables written during stitch: their files, the first-touch
+/// changes against the previous run (from `persons`) and the report's columns.
+#[derive(Default)]
+struct EarlyTables {
+    outputs: std::collections::BTreeMap<String, publish::TableStat>,
+    changes: (Option<chrono::NaiveDate>, Option<u64>, Option<u64>),
+    report_persons: polars::prelude::DataFrame,
+    report_users: polars::prelude::DataFrame,
 }
 
 /// Stage 4, **attribute**: credit every conversion of the run to the touches of its person,

@@ -363,3 +363,103 @@ fn export_files_match_the_golden_files() {
         assert_eq!(got, want, "{rel} differs from {}", path.display());
     }
 }
+
+/// The touch columns the run does not hold for every touch (`fbp`, `fbc`, `ip`, `user_agent`)
+/// are read again from the raw files for the touches the tables and the exports show: each
+/// from its own file and row, redacted as when first read.
+#[test]
+fn touch_columns_read_again_reach_the_touch_json_and_the_exports() {
+    let mut lake = TestLake::new();
+    lake.frame("raw/users/part-0.parquet", &users());
+    let with = |rows: &[Touch], more: [(&str, &[Option<&str>]); 4]| -> DataFrame {
+        let mut df = touches_frame(rows);
+        for (name, values) in more {
+            df.with_column(Column::new(name.into(), values.to_vec()))
+                .unwrap();
+        }
+        df
+    };
+    // File 1: another cookie's touch first (an email where `fbp` should be), then the phone's
+    // first touch. File 2: the phone's latest touch before the purchase.
+    let zed = touch("zed", "2026-11-18T08:00:00Z").utm("newsletter", "email", "nov");
+    let first = touch("phone", "2026-11-18T09:00:00Z").gclid("GCLID_ava");
+    lake.frame(
+        "raw/touches/dt=2026-11-18/part-0.parquet",
+        &with(
+            &[zed, first],
+            [
+                ("fbp", &[Some("zed@example.com"), Some("fb.1.1.111")]),
+                ("fbc", &[None, None]),
+                ("ip", &[Some("203.0.113.9"), Some("198.51.100.1")]),
+                (
+                    "user_agent",
+                    &[Some("Mozilla/5.0 zed"), Some("Mozilla/5.0 phone-1")],
+                ),
+            ],
+        ),
+    );
+    let latest = touch("phone", "2026-11-19T08:00:00Z").utm("facebook", "paid_social", "retarget");
+    lake.frame(
+        "raw/touches/dt=2026-11-19/part-0.parquet",
+        &with(
+            &[latest],
+            [
+                ("fbp", &[Some("fb.1.2.222")]),
+                ("fbc", &[Some("fb.1.1795000000000.CLICK")]),
+                ("ip", &[Some("198.51.100.2")]),
+                ("user_agent", &[Some("Mozilla/5.0 phone-2")]),
+            ],
+        ),
+    );
+    lake.events(
+        "2026-11-18",
+        &[ev(
+            "in",
+            "signed_in",
+            "2026-11-18T09:05:00Z",
+            Some("phone"),
+            Some("ava"),
+        )],
+    );
+    // Bought on the laptop: no ip or user agent of its own, so the touch's are sent.
+    lake.events(
+        "2026-11-20",
+        &[ev(
+            "buy",
+            "purchase_completed",
+            "2026-11-20T10:00:00Z",
+            Some("laptop"),
+            Some("ava"),
+        )
+        .purchase(49.5, None)
+        .props(r#"{"url":"https://www.example.com/checkout/done"}"#)],
+    );
+    let run = lake.run(D);
+
+    let persons = run.table("persons");
+    let json_of = |person: &str, column: &str| -> serde_json::Value {
+        let ids = strings(&persons, "person_id");
+        let at = ids
+            .iter()
+            .position(|p| p.as_deref() == Some(person))
+            .unwrap();
+        serde_json::from_str(strings(&persons, column)[at].as_deref().unwrap()).unwrap()
+    };
+    let first = json_of("ava", "first_touch");
+    assert_eq!(first["user_agent"], "Mozilla/5.0 phone-1");
+    assert_eq!(first["ip"], "198.51.100.1");
+    assert_eq!(first["fbp"], "fb.1.1.111");
+    assert!(first.get("fbc").is_none(), "{first}");
+    let last = json_of("ava", "last_touch");
+    assert_eq!(last["user_agent"], "Mozilla/5.0 phone-2");
+    assert_eq!(last["fbc"], "fb.1.1795000000000.CLICK");
+    assert_eq!(json_of("zed", "first_touch")["fbp"], "[redacted]");
+
+    let events = meta_events(&run);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let ud = &events[0]["user_data"];
+    assert_eq!(ud["client_user_agent"], "Mozilla/5.0 phone-2");
+    assert_eq!(ud["client_ip_address"], "198.51.100.2");
+    assert_eq!(ud["fbp"], "fb.1.2.222");
+    assert_eq!(ud["fbc"], "fb.1.1795000000000.CLICK");
+}

@@ -218,6 +218,7 @@ pub fn export_touches(
     raw: &RawLake,
     graph: &IdentityGraph,
     conversion_events: &[String],
+    again: crate::read::TouchesAgain<'_>,
 ) -> Result<ExportTouches> {
     let is_conversion = raw
         .event_codes
@@ -243,7 +244,14 @@ pub fn export_touches(
         .into_iter()
         .filter(|c| raw.touches.column(c).is_ok())
         .collect();
-    let frame = crate::read::take_compact(raw.touches.select(keep)?, &rows)?;
+    let at = raw
+        .touches
+        .select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?
+        .take(&rows)?;
+    let mut frame = crate::read::take_compact(raw.touches.select(keep)?, &rows)?;
+    for c in again(&at)?.into_columns() {
+        frame.with_column(c)?;
+    }
     Ok(ExportTouches { frame, person })
 }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::codes::encode_columns;
 pub use crate::codes::{dictionary, encode};
 use crate::config::JobConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::read::RawLake;
 use segments::{EventColumns, EventKind, Segmentation};
 use union_find::{Union, UnionFind, NONE};
@@ -114,8 +114,7 @@ pub struct IdentityGraph {
     pub segment_refused: Vec<bool>,
     /// Every refused union, in the order the unions were applied (event-time order).
     pub refused: Vec<RefusedUnion>,
-    /// The `event_id` of each refused union's event, in the order of `refused` (the run
-    /// holds the events' ids no longer than the identity stage).
+    /// The `event_id` of each refused union's event, in the order of `refused`.
     pub refused_event_ids: Series,
     /// The `event_id` of each segment's link event (null for a segment without a link).
     pub link_event_ids: Series,
@@ -133,8 +132,14 @@ pub struct IdentityGraph {
     pub stats: IdentityStats,
 }
 
-/// Build the identity graph from the cleaned raw lake.
-pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
+/// The `event_id` of given events (rows of `RawLake::events`; `NONE` for none, giving null),
+/// in their order. The run does not hold the events' ids after the read stage: the pipeline
+/// reads them again from the raw files ([`crate::read::event_ids`]).
+pub type EventIds<'a> = &'a (dyn Fn(&[u32]) -> Result<Series> + Sync);
+
+/// Build the identity graph from the cleaned raw lake; `event_ids` names the events the tables
+/// show by id (each segment's link and each refused union's event).
+pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<IdentityGraph> {
     let started = std::time::Instant::now();
     let log = |step: &str| crate::step_done!(started, "identity: {step}");
     let Encoded {
@@ -283,13 +288,24 @@ pub fn build(raw: &RawLake, cfg: &JobConfig) -> Result<IdentityGraph> {
     log("persons");
 
     // The ids of the events the tables name: each segment's link and each refused union.
-    let event_ids = raw.events.column("event_id")?.as_materialized_series();
-    let link_events: Vec<u32> = (seg.segments.iter())
+    let mut named: Vec<u32> = (seg.segments.iter())
         .map(|s| s.link.map_or(NONE, |l| l.2))
         .collect();
-    let link_event_ids = crate::codes::gather(event_ids, &link_events, "link_event_id")?;
-    let refused_events: Vec<u32> = refused.iter().map(|r| r.event).collect();
-    let refused_event_ids = crate::codes::gather(event_ids, &refused_events, "event_id")?;
+    named.extend(refused.iter().map(|r| r.event));
+    let ids = event_ids(&named)?;
+    if ids.len() != named.len() {
+        return Err(Error::Internal(format!(
+            "identity: {} event ids for {} events",
+            ids.len(),
+            named.len()
+        )));
+    }
+    let n_links = seg.segments.len();
+    let link_event_ids = ids.slice(0, n_links).with_name("link_event_id".into());
+    let refused_event_ids = ids
+        .slice(n_links as i64, refused.len())
+        .with_name("event_id".into());
+    log("event ids read again");
     Ok(IdentityGraph {
         anon_ids,
         user_ids,

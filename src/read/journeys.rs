@@ -1,15 +1,22 @@
-//! The columns of `journeys` that the run does not hold in memory for every event
-//! ([`JOURNEY_REREAD_COLS`]): read again from the raw event files, one day of `journeys` at a
-//! time, when that day is written.
+//! Raw columns the run does not hold in memory for every row, read again from the raw files
+//! for the rows that show them:
+//!
+//! - the columns of `journeys` ([`JOURNEY_REREAD_COLS`]), one day of `journeys` at a time,
+//!   when that day is written ([`JourneyColumns`]);
+//! - the `event_id` of the events identity names (each segment's link, each refused union:
+//!   [`event_ids`]);
+//! - the touch columns only the touch JSON and the exports show
+//!   ([`TOUCH_REREAD_COLS`](super::TOUCH_REREAD_COLS)), for the touches they show
+//!   ([`touch_columns`]).
 //!
 //! The read stage keeps, for all events, only what identity, stitch and the exports use (ids
 //! and names as codes, times, the file and row each event came from). `raw_user_id`,
 //! `session_id`, `value`, `currency` and `order_id` are only shown in `journeys`; at 10M
-//! events they were about a gigabyte held from the first read to the last write. `event_id`
-//! is held only until identity is done (about 330 MB at 10M). Each is a pure function
-//! of its own row (the file's value, personal ids pseudonymized, `event_id` trimmed and
-//! runaway values nulled exactly as the read stage does), so reading it again gives the same
-//! value the first read gave.
+//! events they were about a gigabyte held from the first read to the last write, and
+//! `event_id` about 330 MB more. Each value is a pure function of its own row (the file's
+//! value, personal ids pseudonymized, `event_id` trimmed, runaway values nulled, touch values
+//! redacted, exactly as the read stage does), so reading it again gives the same value the
+//! first read gave.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,13 +29,13 @@ use super::{null_values_too_long, privacy, FIDX_COL, JOURNEY_REREAD_COLS, MAX_ID
 use crate::error::{Error, Result};
 use crate::storage::Lake;
 
-/// The event files a run read, `(path, dt)` in read order (`_fidx` is an index into it), and
-/// the job's column renames (`(file column, contract column)`).
+/// The files a run read of one source (events, touches), `(path, dt)` in read order (`_fidx`
+/// is an index into it), and the job's column renames (`(file column, contract column)`).
 #[derive(Debug, Clone, Default)]
-pub struct EventFiles {
+pub struct SourceFiles {
     /// `(path, dt)` of each file, indexed by `_fidx`.
     pub files: Vec<(String, String)>,
-    /// The job's renames of `value` and `currency`.
+    /// The job's renames (events: of `value` and `currency`).
     pub renames: Vec<(String, &'static str)>,
 }
 
@@ -46,7 +53,7 @@ const SPEC_NAMES: [&str; 6] = [
 /// columns only until the last day that needs it has been written.
 pub struct JourneyColumns<'a> {
     lake: &'a Lake,
-    files: &'a EventFiles,
+    files: &'a SourceFiles,
     spec: Vec<ColumnSpec>,
     /// Decoded columns of the files in use.
     cache: Mutex<HashMap<u32, Arc<DataFrame>>>,
@@ -60,7 +67,7 @@ impl<'a> JourneyColumns<'a> {
     /// are dropped once the last day that needs it is written).
     pub fn new(
         lake: &'a Lake,
-        files: &'a EventFiles,
+        files: &'a SourceFiles,
         fidx: &UInt32Chunked,
         days: &[&IdxCa],
     ) -> Result<Self> {
@@ -174,10 +181,7 @@ impl<'a> JourneyColumns<'a> {
     /// pseudonymized, `event_id` trimmed, then runaway values nulled; `user_id` as read is
     /// `raw_user_id`.
     fn clean(&self, df: DataFrame) -> Result<DataFrame> {
-        let (df, _) = privacy::pseudonymize_ids(df, super::EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
-        let df = df.lazy().with_column(super::strip_event_id()).collect()?;
-        let (df, _) = null_values_too_long(df, super::EVENT_IDS)?;
-        let mut df = { df }.select(SPEC_NAMES)?;
+        let mut df = clean_again(df)?.select(SPEC_NAMES)?;
         df.rename("user_id", "raw_user_id".into())?;
         Ok(df)
     }
@@ -214,6 +218,127 @@ impl<'a> JourneyColumns<'a> {
             }
         }
     }
+}
+
+/// The read stage's row-local cleaning of event columns read again, in the same order:
+/// personal ids pseudonymized, `event_id` trimmed, then runaway values nulled.
+fn clean_again(df: DataFrame) -> Result<DataFrame> {
+    let (df, _) = privacy::pseudonymize_ids(df, super::EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
+    let df = df.lazy().with_column(super::strip_event_id()).collect()?;
+    let (df, _) = null_values_too_long(df, super::EVENT_IDS)?;
+    Ok(df)
+}
+
+/// The `event_id` of events `wanted` (rows of `events`, which has `_fidx` and `_row`; `NONE`
+/// gives null), in their order, read again from the raw files `files` under `lake` and
+/// cleaned as the read stage cleans them.
+pub fn event_ids(
+    lake: &Lake,
+    files: &SourceFiles,
+    events: &DataFrame,
+    wanted: &[u32],
+) -> Result<Series> {
+    let spec = specs(schema::EVENTS, &["event_id"]);
+    let df = read_again(lake, files, &spec, events, wanted, clean_again)?;
+    Ok(df.column("event_id")?.as_materialized_series().clone())
+}
+
+/// The [`TOUCH_REREAD_COLS`](super::TOUCH_REREAD_COLS) of the touches at `at` (a frame of
+/// their `_fidx` and `_row`), in its order, read again from the raw touch files `files` under
+/// `lake` and redacted as the read stage redacts them.
+pub fn touch_columns(lake: &Lake, files: &SourceFiles, at: &DataFrame) -> Result<DataFrame> {
+    let spec = specs(schema::TOUCHES, &super::TOUCH_REREAD_COLS);
+    let all: Vec<u32> = (0..at.height() as u32).collect();
+    let names: Vec<String> = super::TOUCH_REREAD_COLS
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    read_again(lake, files, &spec, at, &all, |df| {
+        Ok(privacy::redact_columns(df, &[], &names)?.0)
+    })
+}
+
+/// The columns of `schema` named in `names`.
+fn specs(schema: &[ColumnSpec], names: &[&str]) -> Vec<ColumnSpec> {
+    schema
+        .iter()
+        .filter(|c| names.contains(&c.name))
+        .copied()
+        .collect()
+}
+
+/// Columns `spec` of the rows `wanted` of `held` (which has `_fidx` and `_row`: where each of
+/// its rows was read; `NONE` gives a null row), in the order of `wanted`, read again from the
+/// files `files` under `lake` and passed through `clean` (the read stage's row-local cleaning
+/// of those columns). Only the files that hold a wanted row are read, only those columns, a
+/// few files at a time; each file's values are copied out before the next is read.
+fn read_again(
+    lake: &Lake,
+    files: &SourceFiles,
+    spec: &[ColumnSpec],
+    held: &DataFrame,
+    wanted: &[u32],
+    clean: impl Fn(DataFrame) -> Result<DataFrame> + Sync,
+) -> Result<DataFrame> {
+    let fidx = held.column(FIDX_COL)?.u32()?;
+    let rows = held.column(ROW_COL)?.u32()?;
+    // For each file, (position in `wanted`, row of the file).
+    let mut by_file: std::collections::BTreeMap<u32, Vec<(usize, IdxSize)>> = Default::default();
+    for (k, &e) in wanted.iter().enumerate() {
+        if e == crate::codes::NONE {
+            continue;
+        }
+        let (Some(f), Some(r)) = (fidx.get(e as usize), rows.get(e as usize)) else {
+            return Err(Error::Internal(format!("no row {e} to read again")));
+        };
+        by_file.entry(f).or_default().push((k, r as IdxSize));
+    }
+    let by_file: Vec<(u32, Vec<(usize, IdxSize)>)> = by_file.into_iter().collect();
+    let names: Vec<&str> = spec.iter().map(|c| c.name).collect();
+    let found = crate::parallel::map(&by_file, 4, |_, (f, picks)| {
+        let (path, dt) = files
+            .files
+            .get(*f as usize)
+            .ok_or_else(|| Error::Internal(format!("no file number {f} to read again")))?;
+        let df = schema::read_file(lake.get(path)?, path, dt, spec, false, &files.renames)?;
+        let df = clean(df)?.select(names.iter().copied())?;
+        let idx = IdxCa::from_vec("idx".into(), picks.iter().map(|p| p.1).collect());
+        // Copied out, so the file's columns are freed.
+        super::take_compact(df, &idx)
+    })?;
+    // The files' rows one after another, then put in the order of `wanted`.
+    let mut at = vec![crate::codes::NONE; wanted.len()];
+    let mut stacked: Option<DataFrame> = None;
+    for ((_, picks), df) in by_file.iter().zip(found) {
+        let offset = stacked.as_ref().map_or(0, |s| s.height() as u32);
+        for (&(k, _), i) in picks.iter().zip(offset..) {
+            at[k] = i;
+        }
+        match stacked.as_mut() {
+            Some(s) => {
+                s.vstack_mut_owned(df)?;
+            }
+            None => stacked = Some(df),
+        }
+    }
+    let Some(mut stacked) = stacked else {
+        let columns = spec
+            .iter()
+            .map(|c| Column::full_null(c.name.into(), wanted.len(), &c.dtype()))
+            .collect();
+        return Ok(DataFrame::new(wanted.len(), columns)?);
+    };
+    // Views only: the files' text buffers are shared, not copied.
+    stacked.rechunk_mut();
+    let columns = stacked
+        .columns()
+        .iter()
+        .map(|c| {
+            let name = c.name().to_string();
+            Ok(crate::codes::gather(c.as_materialized_series(), &at, &name)?.into_column())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(DataFrame::new(wanted.len(), columns)?)
 }
 
 fn distinct(fidx: &UInt32Chunked) -> Vec<u32> {
@@ -278,7 +403,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let files = EventFiles {
+        let files = SourceFiles {
             files: vec![
                 (a.to_string(), "2026-11-20".to_string()),
                 (b.to_string(), "2026-11-21".to_string()),

@@ -10,7 +10,7 @@ mod journeys;
 pub mod privacy;
 pub mod schema;
 
-pub use journeys::{EventFiles, JourneyColumns};
+pub use journeys::{event_ids, touch_columns, JourneyColumns, SourceFiles};
 
 use std::collections::BTreeMap;
 
@@ -239,7 +239,10 @@ pub struct RawLake {
     pub quarantine: DataFrame,
     /// The event files read, `(path, dt)`, indexed by `_fidx`, and the job's column renames:
     /// what [`JourneyColumns`] needs to read them again.
-    pub event_files: EventFiles,
+    pub event_files: SourceFiles,
+    /// The touch files read, `(path, dt)`, indexed by the touches' `_fidx`: what
+    /// [`touch_columns`] needs to read [`TOUCH_REREAD_COLS`] again.
+    pub touch_files: SourceFiles,
     /// Per-source counts, keyed by source name.
     pub stats: BTreeMap<String, SourceStats>,
 }
@@ -307,8 +310,12 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
         &cfg.events.conversions,
     )?;
     stats.insert("events".to_string(), s);
+    // The events' ids are not held after this: the conversions have theirs, `journeys` reads
+    // them again with its other columns, and identity reads again those of the events it
+    // names ([`event_ids`]). At 10M events they are about 330 MB.
+    let events = without(events, ["event_id"]);
     crate::progress::release_memory();
-    let (touches, touch_extra_keys, s) = read_touches(lake, cfg, &mut quarantine)?;
+    let (touches, touch_extra_keys, touch_files, s) = read_touches(lake, cfg, &mut quarantine)?;
     stats.insert("touches".to_string(), s);
 
     // In file and row order, however the reasons were found.
@@ -341,6 +348,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
         users,
         quarantine,
         event_files,
+        touch_files,
         stats,
     })
 }
@@ -399,22 +407,48 @@ where
 /// the views it takes), one column at a time, each input column dropped once copied and its
 /// memory handed back.
 pub fn take_compact(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
-    let mut out = Vec::with_capacity(df.width());
+    let mut parts = take_compact_parts(df, idx, 1)?;
+    Ok(parts.pop().unwrap_or_default())
+}
+
+/// [`take_compact`] into `parts` frames of consecutive rows of `idx` (about equal, in order),
+/// each with buffers of its own, so that each can be freed on its own once used.
+pub fn take_compact_parts(df: DataFrame, idx: &IdxCa, parts: usize) -> Result<Vec<DataFrame>> {
+    let size = idx.len().div_ceil(parts.max(1)).max(1);
+    let mut ranges: Vec<IdxCa> = (0..idx.len())
+        .step_by(size)
+        .map(|offset| idx.slice(offset as i64, size))
+        .collect();
+    if ranges.is_empty() {
+        // No rows: one empty frame with the columns.
+        ranges.push(idx.clone());
+    }
+    let mut out: Vec<Vec<Column>> = ranges
+        .iter()
+        .map(|_| Vec::with_capacity(df.width()))
+        .collect();
     for c in df.into_columns() {
-        let taken = c.as_materialized_series().take(idx)?;
-        out.push(match taken.str() {
-            Ok(s) => s
-                .iter()
-                .collect::<StringChunked>()
-                .with_name(s.name().clone())
-                .into_column(),
-            Err(_) => taken.into_column(),
-        });
+        for (range, columns) in ranges.iter().zip(&mut out) {
+            let taken = c.as_materialized_series().take(range)?;
+            columns.push(match taken.str() {
+                Ok(s) => s
+                    .iter()
+                    .collect::<StringChunked>()
+                    .with_name(s.name().clone())
+                    .into_column(),
+                Err(_) => taken.into_column(),
+            });
+        }
         // The input column is freed here: hand its memory back before the next copy is made
         // (freed heap memory is otherwise kept, and the copies would add to it).
+        drop(c);
         crate::progress::release_memory();
     }
-    Ok(DataFrame::new(idx.len(), out)?)
+    ranges
+        .iter()
+        .zip(out)
+        .map(|(range, columns)| Ok(DataFrame::new(range.len(), columns)?))
+        .collect()
 }
 
 /// `rows` of `df` ordered by the columns `keys`, ascending, nulls first, ties in row order: the
@@ -527,7 +561,8 @@ fn list_files(lake: &Lake, source: &str, date: Option<NaiveDate>) -> Result<Vec<
     Ok(out)
 }
 
-/// Read every file of a source into one frame (canonical columns + bookkeeping).
+/// Read every file of a source into one frame (canonical columns + bookkeeping), with each
+/// file's rows and the listing read, `(path, dt)` in order (empty: no file).
 fn read_source(
     lake: &Lake,
     source: &str,
@@ -535,9 +570,8 @@ fn read_source(
     date: Option<NaiveDate>,
     extra_strings: bool,
     renames: &[(String, &'static str)],
-) -> Result<(DataFrame, Vec<FileStat>, bool)> {
+) -> Result<(DataFrame, Vec<FileStat>, SourceFiles)> {
     let files = list_files(lake, source, date)?;
-    let present = !files.is_empty();
     let mut frames = Vec::with_capacity(files.len());
     let mut stats = Vec::with_capacity(files.len());
     for (path, dt) in &files {
@@ -554,22 +588,17 @@ fn read_source(
     } else {
         polars::functions::concat_df_diagonal(&frames)?
     };
-    Ok((df, stats, present))
+    let files = SourceFiles {
+        files,
+        renames: renames.to_vec(),
+    };
+    Ok((df, stats, files))
 }
 
 fn empty_frame(spec: &[ColumnSpec]) -> DataFrame {
     let mut cols: Vec<Column> = spec
         .iter()
-        .map(|c| {
-            let dtype = match c.kind {
-                schema::Kind::Str => DataType::String,
-                schema::Kind::Timestamp | schema::Kind::Int64 => DataType::Int64,
-                schema::Kind::Int32 => DataType::Int32,
-                schema::Kind::Float64 => DataType::Float64,
-                schema::Kind::Bool => DataType::Boolean,
-            };
-            Column::new_empty(c.name.into(), &dtype)
-        })
+        .map(|c| Column::new_empty(c.name.into(), &c.dtype()))
         .collect();
     cols.push(Column::new_empty(FILE_COL.into(), &DataType::String));
     cols.push(Column::new_empty(DT_COL.into(), &DataType::String));
@@ -951,9 +980,9 @@ fn read_memberships(
     lake: &Lake,
     q: &mut Vec<DataFrame>,
 ) -> Result<(Option<DataFrame>, Option<SourceStats>)> {
-    let (df, files, present) =
+    let (df, files, listing) =
         read_source(lake, "memberships", schema::MEMBERSHIPS, None, false, &[])?;
-    if !present {
+    if listing.files.is_empty() {
         return Ok((None, None));
     }
     let (df, pseudonymized) = privacy::pseudonymize_ids(df, &["user_id", "org_id"], MAX_ID_CHARS)?;
@@ -1056,6 +1085,18 @@ pub const EVENT_DETAIL_COLS: [&str; 7] = [
 /// files when each day of `journeys` is written ([`JourneyColumns`]).
 const EVENT_UNUSED_COLS: [&str; 2] = ["tracking_version", "session_id"];
 
+/// Reads [`TOUCH_REREAD_COLS`] again for the touches at given places: given a frame of their
+/// `_fidx` and `_row`, those columns of each, in its order (the pipeline passes
+/// [`touch_columns`] over its input; stages that show them take this instead of the store).
+pub type TouchesAgain<'a> = &'a (dyn Fn(&DataFrame) -> Result<DataFrame> + Sync);
+
+/// Touch columns the run does not hold for every touch: only the touch JSON of the tables and
+/// the exports show them, for a fraction of the touches, and read them again from the raw
+/// files ([`touch_columns`]). At 10M events (3M touches) they are about 450 MB, mostly the
+/// user agent. No rule of the run reads them otherwise: not the order of the touches, which
+/// touches count, nor their channels.
+pub const TOUCH_REREAD_COLS: [&str; 4] = ["fbp", "fbc", "ip", "user_agent"];
+
 /// The columns of `journeys` that come straight from the raw event files and are not held in
 /// memory for every event: [`JourneyColumns`] reads them again, file by file, when each day of
 /// `journeys` is written. `raw_user_id` is the file's `user_id` as the run saw it before
@@ -1075,7 +1116,7 @@ fn read_events(
     orgs: &[String],
     memberships: Option<&DataFrame>,
     q: &mut Vec<DataFrame>,
-) -> Result<(DataFrame, EventCodes, DataFrame, EventFiles, SourceStats)> {
+) -> Result<(DataFrame, EventCodes, DataFrame, SourceFiles, SourceStats)> {
     let renames = event_renames(cfg);
     let conversions = Series::new("conv".into(), cfg.events.conversions.clone());
     let mut st = SourceStats {
@@ -1322,7 +1363,7 @@ fn read_events(
     log("sorted");
     st.rows_used = df.height() as u64;
     st.rows_read = st.files.iter().map(|f| f.rows).sum();
-    let event_files = EventFiles { files, renames };
+    let event_files = SourceFiles { files, renames };
     Ok((df, codes, event_details, event_files, st))
 }
 
@@ -1676,9 +1717,10 @@ fn read_touches(
     lake: &Lake,
     cfg: &JobConfig,
     q: &mut Vec<DataFrame>,
-) -> Result<(DataFrame, Vec<String>, SourceStats)> {
+) -> Result<(DataFrame, Vec<String>, SourceFiles, SourceStats)> {
     let started = std::time::Instant::now();
-    let (df, files, _) = read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true, &[])?;
+    let (df, files, listing) =
+        read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true, &[])?;
     // One chunk per column (see read_events): the steps below would otherwise each copy the
     // files' chunks together again.
     let df = rechunked(df)?;
@@ -1808,10 +1850,13 @@ fn read_touches(
         None => (0..df.height() as IdxSize).collect(),
     };
     let sorted = sorted_rows(&df, rows, &order)?;
+    // What only the touch JSON and the exports show is not held (they read it again for the
+    // touches they show), now that the rows are in order.
+    let df = without(df, TOUCH_REREAD_COLS);
     let df = take_columnwise(df, &sorted)?;
     crate::step_done!(started, "touches: sorted");
     st.rows_used = df.height() as u64;
-    Ok((df, extra, st))
+    Ok((df, extra, listing, st))
 }
 
 #[cfg(test)]

@@ -60,6 +60,19 @@ pub struct ColumnSpec {
     pub required: bool,
 }
 
+impl ColumnSpec {
+    /// The type the column is read as.
+    pub fn dtype(&self) -> DataType {
+        match self.kind {
+            Kind::Str => DataType::String,
+            Kind::Timestamp | Kind::Int64 => DataType::Int64,
+            Kind::Int32 => DataType::Int32,
+            Kind::Float64 => DataType::Float64,
+            Kind::Bool => DataType::Boolean,
+        }
+    }
+}
+
 const fn req(name: &'static str, kind: Kind) -> ColumnSpec {
     ColumnSpec {
         name,
@@ -248,11 +261,19 @@ fn read_file_unguarded(
             }
         }
     }
-    let df = reader
-        .with_columns(Some(wanted.clone()))
-        .finish()
-        .map_err(unreadable)?;
-    let height = df.height();
+    // None of the columns asked for (a column read again that the file does not have): the
+    // rows, all null.
+    let (df, height) = if wanted.is_empty() {
+        let rows = reader.num_rows().map_err(unreadable)?;
+        (DataFrame::empty(), rows)
+    } else {
+        let df = reader
+            .with_columns(Some(wanted.clone()))
+            .finish()
+            .map_err(unreadable)?;
+        let rows = df.height();
+        (df, rows)
+    };
 
     let mut columns: Vec<Column> = Vec::with_capacity(spec.len() + 3);
     for c in spec {

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::attribute::channel::{channel_columns, classify_touches};
 use crate::config::JobConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::identity::union_find::NONE;
 use crate::identity::IdentityGraph;
 use crate::read::RawLake;
@@ -161,11 +161,14 @@ pub struct TouchPicks {
 ///
 /// The touches' columns are not read after this: `raw.touches` is left with `ts` only. The
 /// rows the tables show (about half of them) are copied out first, one column at a time, each
-/// full column freed once copied, so the JSON is rendered beside them, not beside all touches.
+/// full column freed once copied, in [`touches::JSON_PARTS`] parts; the columns not held for
+/// every touch are read again for them (`again`). Each part is freed once its JSON is
+/// rendered, so the JSON grows as the copies shrink.
 pub fn pick_touches(
     raw: &mut RawLake,
     graph: &IdentityGraph,
     facts: &TouchFacts,
+    again: crate::read::TouchesAgain<'_>,
 ) -> Result<TouchPicks> {
     let started = std::time::Instant::now();
     let seg = &graph.segmentation;
@@ -198,9 +201,23 @@ pub fn pick_touches(
     // part of them). `publish` writes such columns compacted, one table at a time.
     let all = std::mem::take(&mut raw.touches);
     raw.touches = all.select(["ts"])?;
-    let shown = crate::read::take_compact(all, &IdxCa::from_slice("rows".into(), &wanted))?;
-    let json = touches::to_json(&shown, &raw.touch_extra_keys)?.into_series();
-    drop(shown);
+    let rows = IdxCa::from_slice("rows".into(), &wanted);
+    let at = all
+        .select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?
+        .take(&rows)?;
+    let mut shown = crate::read::take_compact_parts(all, &rows, touches::JSON_PARTS)?;
+    // The columns not held for every touch, read again for these once the others are freed,
+    // and copied into parts the same way.
+    let read_again = again(&at)?;
+    drop(at);
+    let in_order = IdxCa::from_vec("rows".into(), (0..wanted.len() as IdxSize).collect());
+    let again_parts = crate::read::take_compact_parts(read_again, &in_order, touches::JSON_PARTS)?;
+    for (part, more) in shown.iter_mut().zip(again_parts) {
+        for c in more.into_columns() {
+            part.with_column(c)?;
+        }
+    }
+    let json = touches::to_json_parts(shown, &raw.touch_extra_keys)?.into_series();
     crate::step_done!(started, "stitch: touch JSON");
     Ok(TouchPicks {
         by_person,
@@ -220,6 +237,36 @@ pub fn stitch(
     facts: TouchFacts,
     picks: TouchPicks,
     cfg: &JobConfig,
+) -> Result<Tables> {
+    stitch_into(raw, graph, facts, picks, cfg, &|_, df| Ok(df))
+}
+
+/// Where [`stitch_into`] hands each of `persons`, `identity_map`, `anon_visitors` and
+/// `user_attribution` as soon as it is built, by name; what it returns is kept in [`Tables`]
+/// (the pipeline writes the table and keeps nothing: the four together, with their touch
+/// JSON, were about 750 MB at 10M events). Called from more than one thread.
+pub type Sink<'a> = &'a (dyn Fn(&'static str, DataFrame) -> Result<DataFrame> + Sync);
+
+/// A piece of [`stitch_into`]'s work done.
+enum Built {
+    Table(DataFrame),
+    Events {
+        journeys: DataFrame,
+        day_rows: Vec<DayRows>,
+        user_attribution: DataFrame,
+        conversions: u64,
+        backfilled_events: u64,
+    },
+}
+
+/// [`stitch`], handing the person-level tables to `sink` as they are built.
+pub fn stitch_into(
+    raw: &RawLake,
+    graph: &IdentityGraph,
+    facts: TouchFacts,
+    picks: TouchPicks,
+    cfg: &JobConfig,
+    sink: Sink<'_>,
 ) -> Result<Tables> {
     let started = std::time::Instant::now();
     let log = |step: &str| crate::step_done!(started, "stitch: {step}");
@@ -271,8 +318,7 @@ pub fn stitch(
     // the journeys' signup and first purchase per person) on another: they share only
     // read-only inputs.
     let segs = &seg.segments;
-    let person_side = || -> Result<(DataFrame, DataFrame, DataFrame)> {
-        // persons
+    let persons_task = || -> Result<Built> {
         let persons = DataFrame::new(
             n_persons,
             vec![
@@ -327,7 +373,9 @@ pub fn stitch(
         .sort(["person_id"], SortMultipleOptions::default())?;
 
         log("persons");
-        // identity_map
+        Ok(Built::Table(sink("persons", persons)?))
+    };
+    let identity_map_task = || -> Result<Built> {
         let seg_anon: Vec<u32> = segs.iter().map(|s| s.anon).collect();
         let seg_user: Vec<u32> = segs.iter().map(|s| s.user).collect();
         let identity_map = DataFrame::new(
@@ -373,7 +421,9 @@ pub fn stitch(
         .sort(["anon_id", "segment"], SortMultipleOptions::default())?;
 
         log("identity_map");
-        // anon_visitors
+        Ok(Built::Table(sink("identity_map", identity_map)?))
+    };
+    let anon_visitors_task = || -> Result<Built> {
         let mut latest_seg = vec![NONE; n_cookies];
         let mut latest_linked = vec![NONE; n_cookies];
         for (i, s) in segs.iter().enumerate() {
@@ -433,9 +483,9 @@ pub fn stitch(
         )?;
 
         log("anon_visitors");
-        Ok((persons, identity_map, anon_visitors))
+        Ok(Built::Table(sink("anon_visitors", anon_visitors)?))
     };
-    let event_side = || -> Result<(DataFrame, Vec<DayRows>, DataFrame, u64, u64)> {
+    let event_side = || -> Result<Built> {
         // Events: step, backfill, conversions, signup and first purchase per person.
         let events = &raw.events;
         let n_events = events.height();
@@ -554,17 +604,39 @@ pub fn stitch(
         )?;
 
         log("user_attribution");
-        Ok((
+        Ok(Built::Events {
             journeys,
             day_rows,
-            user_attribution,
+            user_attribution: sink("user_attribution", user_attribution)?,
             conversions,
             backfilled_events,
-        ))
+        })
     };
-    let (people, event_tables) = crate::parallel::join(person_side, event_side);
-    let (persons, identity_map, anon_visitors) = people?;
-    let (journeys, day_rows, user_attribution, conversions, backfilled_events) = event_tables?;
+    // Four pieces of work on up to two threads; each table goes to `sink` as soon as it is
+    // built. Writing the tables with touch JSON takes longest (5-6 s each at 10M events): in
+    // this order the two threads finish at about the same time.
+    let tasks: [&(dyn Fn() -> Result<Built> + Sync); 4] = [
+        &event_side,
+        &persons_task,
+        &anon_visitors_task,
+        &identity_map_task,
+    ];
+    let mut built = crate::parallel::map(&tasks, 2, |_, task| task())?.into_iter();
+    let Some(Built::Events {
+        journeys,
+        day_rows,
+        user_attribution,
+        conversions,
+        backfilled_events,
+    }) = built.next()
+    else {
+        return Err(Error::Internal("stitch: journeys were not built".into()));
+    };
+    let mut table = || match built.next() {
+        Some(Built::Table(df)) => Ok(df),
+        _ => Err(Error::Internal("stitch: a table was not built".into())),
+    };
+    let (persons, anon_visitors, identity_map) = (table()?, table()?, table()?);
     stats.conversions = conversions;
     stats.backfilled_events = backfilled_events;
     stats.journey_events = raw.events.height() as u64;
@@ -722,7 +794,7 @@ impl Tables {
     pub fn journey_columns<'a>(
         &self,
         input: &'a crate::storage::Lake,
-        files: &'a crate::read::EventFiles,
+        files: &'a crate::read::SourceFiles,
     ) -> Result<crate::read::JourneyColumns<'a>> {
         let days: Vec<&IdxCa> = self.journey_days.iter().map(|d| &d.rows).collect();
         crate::read::JourneyColumns::new(

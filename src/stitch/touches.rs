@@ -7,9 +7,10 @@
 
 use polars::prelude::*;
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use crate::attribute::channel::url_host;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::read::schema::{CLICK_IDS, TOUCHES, UTMS};
 
 /// Host of an absolute URL (scheme, optional userinfo, host), as a regex (`counting()` reads
@@ -115,19 +116,43 @@ pub fn counting(touches: &DataFrame, extra_keys: &[String]) -> Result<BooleanChu
 /// Render every touch of `touches` as a JSON object (keys sorted): `ts` as RFC 3339 UTC and
 /// every non-empty string column (contract columns and extra keys).
 pub fn to_json(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChunked> {
-    // The rows in parts (zero-copy slices), rendered side by side (one loop per row), then put
-    // together in order.
+    // The rows in parts (zero-copy slices), rendered side by side.
     let height = touches.height();
-    let size = height.div_ceil(2 * crate::parallel::threads(4)).max(1);
+    let size = height.div_ceil(JSON_PARTS).max(1);
     let parts: Vec<DataFrame> = (0..height)
         .step_by(size)
         .map(|offset| touches.slice(offset as i64, size))
         .collect();
-    let rendered = crate::parallel::map(&parts, 4, |_, part| to_json_part(part, extra_keys))?;
+    to_json_parts(parts, extra_keys)
+}
+
+/// Parts of the touches rendered at once by [`to_json`]; the pipeline copies the touches it
+/// shows into as many parts ([`crate::read::take_compact_parts`]).
+pub const JSON_PARTS: usize = 8;
+
+/// [`to_json`] of the rows of `parts`, one after another, rendered side by side (one loop per
+/// row) and put together in order. Each part is dropped as soon as its JSON is rendered: the
+/// JSON grows as the touches it is rendered from shrink (one copy of the shown touches and all
+/// their JSON at once were the run's peak at 10M events).
+pub fn to_json_parts(parts: Vec<DataFrame>, extra_keys: &[String]) -> Result<StringChunked> {
+    let parts: Vec<Mutex<Option<DataFrame>>> =
+        parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    let rendered = crate::parallel::map(&parts, 4, |_, part| {
+        let part = part
+            .lock()
+            .map_err(|_| Error::Internal("a touch JSON thread panicked".into()))?
+            .take()
+            .unwrap_or_default();
+        let json = to_json_part(&part, extra_keys);
+        drop(part);
+        crate::progress::release_memory();
+        json
+    })?;
     let mut out = StringChunked::full_null("json".into(), 0);
     for part in &rendered {
         out.append(part)?;
     }
+    // Views only: the parts' text buffers are shared, not copied.
     out.rechunk_mut();
     Ok(out)
 }
