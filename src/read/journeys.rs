@@ -301,10 +301,11 @@ fn read_again(
             .get(*f as usize)
             .ok_or_else(|| Error::Internal(format!("no file number {f} to read again")))?;
         let df = schema::read_file(lake.get(path)?, path, dt, spec, false, &files.renames)?;
-        let df = clean(df)?.select(names.iter().copied())?;
         let idx = IdxCa::from_vec("idx".into(), picks.iter().map(|p| p.1).collect());
-        // Copied out, so the file's columns are freed.
-        super::take_compact(df, &idx)
+        // The rows wanted, copied out (so the file's columns are freed), then cleaned: the
+        // cleaning is row by row, so only the rows wanted need it.
+        let df = super::take_compact(df.select(names.iter().copied())?, &idx)?;
+        clean(df)
     })?;
     // The files' rows one after another, then put in the order of `wanted`.
     let mut at = vec![crate::codes::NONE; wanted.len()];

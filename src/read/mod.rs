@@ -1938,4 +1938,52 @@ mod tests {
             assert_eq!(differs, 2);
         }
     }
+
+    /// The parts hold, in order, the rows a single compact take gives; each part's strings
+    /// are in buffers of its own (no part keeps the input's values alive), and no rows still
+    /// give one empty frame with the columns.
+    #[test]
+    fn compact_parts_are_the_rows_in_order_each_with_its_own_buffers() {
+        let long = |i: usize| format!("a value longer than twelve bytes, number {i}");
+        let df = df!(
+            "s" => (0..10).map(|i| Some(long(i))).collect::<Vec<_>>(),
+            "n" => (0..10u32).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let idx = IdxCa::from_vec("i".into(), vec![9, 2, 4, 4, 7, 0, 1]);
+        let whole = take_compact(df.clone(), &idx).unwrap();
+        let parts = take_compact_parts(df.clone(), &idx, 3).unwrap();
+        assert_eq!(
+            parts.iter().map(|p| p.height()).collect::<Vec<_>>(),
+            [3, 3, 1]
+        );
+        let mut stacked = parts[0].clone();
+        for p in &parts[1..] {
+            stacked.vstack_mut(p).unwrap();
+        }
+        assert!(stacked.equals(&whole));
+        for p in &parts {
+            let bytes: usize = p
+                .column("s")
+                .unwrap()
+                .str()
+                .unwrap()
+                .downcast_iter()
+                .map(|a| a.total_buffer_len())
+                .sum();
+            let values: usize = p
+                .column("s")
+                .unwrap()
+                .str()
+                .unwrap()
+                .into_no_null_iter()
+                .map(str::len)
+                .sum();
+            assert_eq!(bytes, values, "a part holds only its own values");
+        }
+        let none = take_compact_parts(df, &IdxCa::from_vec("i".into(), vec![]), 3).unwrap();
+        assert_eq!(none.len(), 1);
+        assert_eq!(none[0].height(), 0);
+        assert_eq!(none[0].get_column_names(), ["s", "n"]);
+    }
 }
