@@ -92,8 +92,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let facts = stitch::touch_facts(&raw)?;
     let touch_files = raw.touch_files.clone();
-    let touches_again =
-        |at: &polars::prelude::DataFrame| read::touch_columns(&input, &touch_files, at);
+    let touches_again = |at: &polars::prelude::DataFrame, names: &[&str]| {
+        read::touch_columns(&input, &touch_files, at, names)
+    };
     let picks = stitch::pick_touches(&mut raw, &graph, &facts, &touches_again)?;
     let tables = stitch::stitch(&raw, &graph, facts, picks, &cfg)?;
     let t_stitch = t.elapsed().as_secs_f64();

@@ -66,14 +66,14 @@ pub fn run_with(
 
     progress.stage(3, "stitch: journeys and touches");
     // From here on the touches are read for their time (stitch and attribution, which use the
-    // channels classified above), and the exports read their columns of the touches of
-    // persons who convert: those are copied out, then the JSON of the touches the tables show
-    // is rendered and the other columns of all touches are freed (`pick_touches`).
+    // channels classified above): the touches the tables show are copied out, their JSON is
+    // rendered and the other columns of all touches are freed (`pick_touches`). The columns
+    // not held (and, in the export stage, those the exports read) are read again from the raw
+    // touch files for the touches that show them.
     let touch_files = raw.touch_files.clone();
-    let touches_again =
-        |at: &polars::prelude::DataFrame| read::touch_columns(input, &touch_files, at);
-    let export_touches =
-        export::gather::export_touches(&raw, &graph, &cfg.events.conversions, &touches_again)?;
+    let touches_again = |at: &polars::prelude::DataFrame, names: &[&str]| {
+        read::touch_columns(input, &touch_files, at, names)
+    };
     let picks = stitch::pick_touches(&mut raw, &graph, &facts, &touches_again)?;
     // The tables of persons, cookies and users are written as they are built: their touch
     // JSON is the biggest text of the run, and each is freed once written (before attribution
@@ -159,7 +159,14 @@ pub fn run_with(
     let (attribution, exports) = crate::parallel::join(
         || attribute_stage(&raw, &graph, &tables, cfg),
         || -> Result<(Vec<export::Conversion>, export::Exports)> {
+            let export_touches = export::gather::export_touches(
+                &raw,
+                &graph,
+                &cfg.events.conversions,
+                &touches_again,
+            )?;
             let conversions = export::gather::conversions(&raw, &graph, &tables, &export_touches)?;
+            drop(export_touches);
             let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
             Ok((conversions, exports))
         },
@@ -176,7 +183,7 @@ pub fn run_with(
         stats: input_stats,
         ..
     } = raw;
-    drop((events, touches, users, export_touches));
+    drop((events, touches, users));
     let identity_stats = graph.stats.clone();
     drop(graph);
     tables.touch_channels = polars::prelude::DataFrame::empty();

@@ -201,12 +201,13 @@ struct TouchIndex {
 /// clicks, cookies, IP and user agent come from its own person's touches), with
 /// [`TOUCH_COLUMNS`], in the touches' (time) order, and the person of each.
 ///
-/// Built before the stitched tables, so that the run does not hold the exports' columns of
-/// every touch: at 10M events they were about 1.1 GB (IP, user agent and landing URL of 3M
-/// touches), while the touches of persons who convert are a fraction of them.
+/// The run does not hold the exports' columns of every touch (at 10M events they were about
+/// 1.1 GB: IP, user agent and landing URL of 3M touches), nor, while it stitches, those of the
+/// touches of persons who convert: the export stage reads them again from the raw files for
+/// those touches only (`again`, see [`crate::read::touch_columns`]).
 #[derive(Debug, Clone)]
 pub struct ExportTouches {
-    /// [`TOUCH_COLUMNS`] (those the lake has) of the touches kept, strings compacted.
+    /// [`TOUCH_COLUMNS`] of the touches kept.
     frame: DataFrame,
     /// Person of each row of `frame`.
     person: Vec<u32>,
@@ -240,16 +241,12 @@ pub fn export_touches(
         .map(|(r, &p)| (r as IdxSize, p))
         .unzip();
     let rows = IdxCa::from_vec("rows".into(), rows);
-    let keep: Vec<&str> = TOUCH_COLUMNS
-        .into_iter()
-        .filter(|c| raw.touches.column(c).is_ok())
-        .collect();
     let at = raw
         .touches
         .select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?
         .take(&rows)?;
-    let mut frame = crate::read::take_compact(raw.touches.select(keep)?, &rows)?;
-    for c in again(&at)?.into_columns() {
+    let mut frame = raw.touches.select(["ts"])?.take(&rows)?;
+    for c in again(&at, &TOUCH_COLUMNS[1..])?.into_columns() {
         frame.with_column(c)?;
     }
     Ok(ExportTouches { frame, person })

@@ -243,18 +243,20 @@ pub fn event_ids(
     Ok(df.column("event_id")?.as_materialized_series().clone())
 }
 
-/// The [`TOUCH_REREAD_COLS`](super::TOUCH_REREAD_COLS) of the touches at `at` (a frame of
-/// their `_fidx` and `_row`), in its order, read again from the raw touch files `files` under
-/// `lake` and redacted as the read stage redacts them.
-pub fn touch_columns(lake: &Lake, files: &SourceFiles, at: &DataFrame) -> Result<DataFrame> {
-    let spec = specs(schema::TOUCHES, &super::TOUCH_REREAD_COLS);
+/// The contract columns `names` of the touches at `at` (a frame of their `_fidx` and `_row`),
+/// in its order, read again from the raw touch files `files` under `lake` and redacted as the
+/// read stage redacts them.
+pub fn touch_columns(
+    lake: &Lake,
+    files: &SourceFiles,
+    at: &DataFrame,
+    names: &[&str],
+) -> Result<DataFrame> {
+    let spec = specs(schema::TOUCHES, names);
     let all: Vec<u32> = (0..at.height() as u32).collect();
-    let names: Vec<String> = super::TOUCH_REREAD_COLS
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
+    let (text, opaque) = super::touch_redaction(&[]);
     read_again(lake, files, &spec, at, &all, |df| {
-        Ok(privacy::redact_columns(df, &[], &names)?.0)
+        Ok(privacy::redact_columns(df, &text, &opaque)?.0)
     })
 }
 

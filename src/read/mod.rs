@@ -1085,10 +1085,29 @@ pub const EVENT_DETAIL_COLS: [&str; 7] = [
 /// files when each day of `journeys` is written ([`JourneyColumns`]).
 const EVENT_UNUSED_COLS: [&str; 2] = ["tracking_version", "session_id"];
 
-/// Reads [`TOUCH_REREAD_COLS`] again for the touches at given places: given a frame of their
-/// `_fidx` and `_row`, those columns of each, in its order (the pipeline passes
-/// [`touch_columns`] over its input; stages that show them take this instead of the store).
-pub type TouchesAgain<'a> = &'a (dyn Fn(&DataFrame) -> Result<DataFrame> + Sync);
+/// Reads touch columns again for the touches at given places: given a frame of their `_fidx`
+/// and `_row` and the names of contract columns, those columns of each, in its order (the
+/// pipeline passes [`touch_columns`] over its input; stages that show them take this instead
+/// of the store).
+pub type TouchesAgain<'a> = &'a (dyn Fn(&DataFrame, &[&str]) -> Result<DataFrame> + Sync);
+
+/// The touch columns the read stage redacts, `(text, opaque)` (see
+/// [`privacy::redact_columns`]): every rule on free text (utm values, URLs, extra keys), the
+/// email rule on opaque values (click ids, `fbp`, `fbc`, IP, user agent).
+fn touch_redaction(extra: &[String]) -> (Vec<String>, Vec<String>) {
+    let opaque = schema::CLICK_IDS
+        .iter()
+        .chain(&["fbp", "fbc", "ip", "user_agent"])
+        .map(|c| c.to_string())
+        .collect();
+    let text = schema::UTMS
+        .iter()
+        .chain(&["landing_url", "referrer"])
+        .map(|c| c.to_string())
+        .chain(extra.iter().cloned())
+        .collect();
+    (text, opaque)
+}
 
 /// Touch columns the run does not hold for every touch: only the touch JSON of the tables and
 /// the exports show them, for a fraction of the touches, and read them again from the raw
@@ -1781,17 +1800,7 @@ fn read_touches(
     st.values_too_long = Some(long_values);
     // Emails, phone numbers, personal query parameters and URL credentials become `[redacted]`:
     // every rule on free text (utm values, URLs, extra keys), the email rule on opaque values.
-    let opaque: Vec<String> = schema::CLICK_IDS
-        .iter()
-        .chain(&["fbp", "fbc", "ip", "user_agent"])
-        .map(|c| c.to_string())
-        .collect();
-    let text: Vec<String> = schema::UTMS
-        .iter()
-        .chain(&["landing_url", "referrer"])
-        .map(|c| c.to_string())
-        .chain(extra.iter().cloned())
-        .collect();
+    let (text, opaque) = touch_redaction(&extra);
     let (df, redacted) = privacy::redact_columns(df, &text, &opaque)?;
     st.values_redacted = Some(redacted);
     crate::step_done!(started, "touches: redacted");
@@ -1976,7 +1985,8 @@ mod tests {
                 .unwrap()
                 .str()
                 .unwrap()
-                .into_no_null_iter()
+                .iter()
+                .flatten()
                 .map(str::len)
                 .sum();
             assert_eq!(bytes, values, "a part holds only its own values");

@@ -159,7 +159,8 @@ pub struct TouchPicks {
 /// Pick the first and last counting touches (rows are in time order, so the first seen is the
 /// earliest and the last seen the latest) and render them as JSON.
 ///
-/// The touches' columns are not read after this: `raw.touches` is left with `ts` only. The
+/// The touches' columns are not read after this: `raw.touches` is left with `ts` (and where
+/// each touch was read, for the exports to read theirs again). The
 /// rows the tables show (about half of them) are copied out first, one column at a time, each
 /// full column freed once copied, in [`touches::JSON_PARTS`] parts; the columns not held for
 /// every touch are read again for them (`again`). Each part is freed once its JSON is
@@ -200,7 +201,7 @@ pub fn pick_touches(
     // (views into one buffer: up to four tables show one touch, and the text is the biggest
     // part of them). `publish` writes such columns compacted, one table at a time.
     let all = std::mem::take(&mut raw.touches);
-    raw.touches = all.select(["ts"])?;
+    raw.touches = all.select(["ts", crate::read::FIDX_COL, crate::read::schema::ROW_COL])?;
     let rows = IdxCa::from_slice("rows".into(), &wanted);
     let at = all
         .select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?
@@ -208,7 +209,7 @@ pub fn pick_touches(
     let mut shown = crate::read::take_compact_parts(all, &rows, touches::JSON_PARTS)?;
     // The columns not held for every touch, read again for these once the others are freed,
     // and copied into parts the same way.
-    let read_again = again(&at)?;
+    let read_again = again(&at, &crate::read::TOUCH_REREAD_COLS)?;
     drop(at);
     let in_order = IdxCa::from_vec("rows".into(), (0..wanted.len() as IdxSize).collect());
     let again_parts = crate::read::take_compact_parts(read_again, &in_order, touches::JSON_PARTS)?;
