@@ -282,6 +282,7 @@ fn read_again(
     wanted: &[u32],
     clean: impl Fn(DataFrame) -> Result<DataFrame> + Sync,
 ) -> Result<DataFrame> {
+    let started = std::time::Instant::now();
     let fidx = held.column(FIDX_COL)?.u32()?;
     let rows = held.column(ROW_COL)?.u32()?;
     // For each file, (position in `wanted`, row of the file).
@@ -341,6 +342,13 @@ fn read_again(
             Ok(crate::codes::gather(c.as_materialized_series(), &at, &name)?.into_column())
         })
         .collect::<Result<Vec<_>>>()?;
+    tracing::debug!(
+        columns = ?names,
+        rows = wanted.len(),
+        files = by_file.len(),
+        elapsed_s = started.elapsed().as_secs_f64(),
+        "columns read again"
+    );
     Ok(DataFrame::new(wanted.len(), columns)?)
 }
 
