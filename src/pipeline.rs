@@ -124,25 +124,9 @@ pub fn run_with(
     outputs.extend(stat.into_iter().map(|s| ("refused_unions".to_string(), s)));
     tables.refused_unions = polars::prelude::DataFrame::empty();
     // Attribution and the exports read the graph's persons and the person of each event and
-    // touch only: its segments, cookies, users and per-event maps (about 400 MB at 10M events)
-    // are freed before they build theirs.
+    // touch only: the rest (about 400 MB at 10M events) is freed before they build theirs.
     let mut graph = graph;
-    graph.segmentation = Default::default();
-    for ids in [
-        &mut graph.anon_ids,
-        &mut graph.user_ids,
-        &mut graph.link_event_ids,
-        &mut graph.refused_event_ids,
-    ] {
-        *ids = ids.clear();
-    }
-    for v in [
-        &mut graph.event_user,
-        &mut graph.segment_person,
-        &mut graph.user_person,
-    ] {
-        *v = Vec::new();
-    }
+    graph.keep_persons_only();
     crate::progress::release_memory();
     tracing::info!(
         peak_rss_mb = crate::progress::peak_rss_mb(),

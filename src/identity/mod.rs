@@ -132,6 +132,33 @@ pub struct IdentityGraph {
     pub stats: IdentityStats,
 }
 
+impl IdentityGraph {
+    /// Free all but what attribution and the exports read: `persons`, `event_person`,
+    /// `touch_person` and `stats` stay; the segments, cookies, users, refused unions and the
+    /// other per-event and per-segment maps are left empty (the pipeline calls this once the
+    /// stitched tables are built).
+    pub fn keep_persons_only(&mut self) {
+        self.segmentation = Segmentation::default();
+        for ids in [
+            &mut self.anon_ids,
+            &mut self.user_ids,
+            &mut self.link_event_ids,
+            &mut self.refused_event_ids,
+        ] {
+            *ids = ids.clear();
+        }
+        for v in [
+            &mut self.event_user,
+            &mut self.segment_person,
+            &mut self.user_person,
+        ] {
+            *v = Vec::new();
+        }
+        self.segment_refused = Vec::new();
+        self.refused = Vec::new();
+    }
+}
+
 /// The `event_id` of given events (rows of `RawLake::events`; `NONE` for none, giving null),
 /// in their order. The run does not hold the events' ids after the read stage: the pipeline
 /// reads them again from the raw files ([`crate::read::event_ids`]).
