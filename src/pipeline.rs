@@ -99,12 +99,10 @@ pub fn run_with(
             "user_attribution" => lock()?.report_users = df.select(["first_touch_channel"])?,
             _ => {}
         }
-        let stat = publish::write_tables(output, date, &[(name, &df, None)])?;
+        let stat = publish::write_table(output, date, name, &df)?;
         drop(df);
         crate::progress::release_memory();
-        lock()?
-            .outputs
-            .extend(stat.into_iter().map(|s| (name.to_string(), s)));
+        lock()?.outputs.insert(name.to_string(), stat);
         Ok(polars::prelude::DataFrame::empty())
     };
     let mut tables = stitch::stitch_into(&raw, &graph, facts, picks, cfg, &sink)?;
@@ -116,12 +114,8 @@ pub fn run_with(
     } = early
         .into_inner()
         .map_err(|_| Error::Internal("a table writer thread panicked".into()))?;
-    let stat = publish::write_tables(
-        output,
-        date,
-        &[("refused_unions", &tables.refused_unions, None)],
-    )?;
-    outputs.extend(stat.into_iter().map(|s| ("refused_unions".to_string(), s)));
+    let stat = publish::write_table(output, date, "refused_unions", &tables.refused_unions)?;
+    outputs.insert("refused_unions".to_string(), stat);
     tables.refused_unions = polars::prelude::DataFrame::empty();
     // Attribution and the exports read the graph's persons and the person of each event and
     // touch only: the rest (about 400 MB at 10M events) is freed before they build theirs.

@@ -344,7 +344,7 @@ impl ObjectWriter {
         Ok(self.written)
     }
 
-    /// The store's error of a failed upload, once (see [`ObjectWriter::failure`]).
+    /// The store's error of a failed upload, once (kept when a write or `finish` failed).
     pub fn take_failure(&mut self) -> Option<object_store::Error> {
         self.failure.take()
     }

@@ -33,6 +33,30 @@ fn users() -> DataFrame {
     .unwrap()
 }
 
+/// Ava signs in on her phone (where her ad touches were).
+fn phone_signin() -> Ev {
+    ev(
+        "in",
+        "signed_in",
+        "2026-11-18T09:05:00Z",
+        Some("phone"),
+        Some("ava"),
+    )
+}
+
+/// Ava buys on her laptop, with a checkout page URL.
+fn laptop_purchase(receipt: Option<&str>) -> Ev {
+    ev(
+        "buy",
+        "purchase_completed",
+        "2026-11-20T10:00:00Z",
+        Some("laptop"),
+        Some("ava"),
+    )
+    .purchase(49.5, receipt)
+    .props(r#"{"url":"https://www.example.com/checkout/done"}"#)
+}
+
 fn lake() -> TestLake {
     let mut lake = TestLake::new();
     lake.frame("raw/users/part-0.parquet", &users());
@@ -41,26 +65,9 @@ fn lake() -> TestLake {
         .utm("google", "cpc", "brand");
     paid.fbclid = Some("FBCLID_ava".into());
     lake.touches("2026-11-18", &[paid]);
-    let mut buy = ev(
-        "buy",
-        "purchase_completed",
-        "2026-11-20T10:00:00Z",
-        Some("laptop"),
-        Some("ava"),
-    )
-    .purchase(49.5, Some("Receipt.Ava@Example.com"))
-    .props(r#"{"url":"https://www.example.com/checkout/done"}"#);
+    let mut buy = laptop_purchase(Some("Receipt.Ava@Example.com"));
     buy.user_agent = Some("Mozilla/5.0 laptop".into());
-    lake.events(
-        "2026-11-18",
-        &[ev(
-            "in",
-            "signed_in",
-            "2026-11-18T09:05:00Z",
-            Some("phone"),
-            Some("ava"),
-        )],
-    );
+    lake.events("2026-11-18", &[phone_signin()]);
     lake.events(
         "2026-11-20",
         &[
@@ -411,29 +418,9 @@ fn touch_columns_read_again_reach_the_touch_json_and_the_exports() {
             ],
         ),
     );
-    lake.events(
-        "2026-11-18",
-        &[ev(
-            "in",
-            "signed_in",
-            "2026-11-18T09:05:00Z",
-            Some("phone"),
-            Some("ava"),
-        )],
-    );
+    lake.events("2026-11-18", &[phone_signin()]);
     // Bought on the laptop: no ip or user agent of its own, so the touch's are sent.
-    lake.events(
-        "2026-11-20",
-        &[ev(
-            "buy",
-            "purchase_completed",
-            "2026-11-20T10:00:00Z",
-            Some("laptop"),
-            Some("ava"),
-        )
-        .purchase(49.5, None)
-        .props(r#"{"url":"https://www.example.com/checkout/done"}"#)],
-    );
+    lake.events("2026-11-20", &[laptop_purchase(None)]);
     let run = lake.run(D);
 
     let persons = run.table("persons");

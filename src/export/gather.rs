@@ -246,7 +246,8 @@ pub fn export_touches(
         .select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?
         .take(&rows)?;
     let mut frame = raw.touches.select(["ts"])?.take(&rows)?;
-    for c in again(&at, &TOUCH_COLUMNS[1..])?.into_columns() {
+    let read_again: Vec<&str> = TOUCH_COLUMNS.into_iter().filter(|c| *c != "ts").collect();
+    for c in again(&at, &read_again)?.into_columns() {
         frame.with_column(c)?;
     }
     Ok(ExportTouches { frame, person })

@@ -328,7 +328,7 @@ fn read_again(
     let Some(mut stacked) = stacked else {
         let columns = spec
             .iter()
-            .map(|c| Column::full_null(c.name.into(), wanted.len(), &c.dtype()))
+            .map(|c| Column::full_null(c.name.into(), wanted.len(), &c.kind.canonical()))
             .collect();
         return Ok(DataFrame::new(wanted.len(), columns)?);
     };

@@ -598,7 +598,7 @@ fn read_source(
 fn empty_frame(spec: &[ColumnSpec]) -> DataFrame {
     let mut cols: Vec<Column> = spec
         .iter()
-        .map(|c| Column::new_empty(c.name.into(), &c.dtype()))
+        .map(|c| Column::new_empty(c.name.into(), &c.kind.canonical()))
         .collect();
     cols.push(Column::new_empty(FILE_COL.into(), &DataType::String));
     cols.push(Column::new_empty(DT_COL.into(), &DataType::String));

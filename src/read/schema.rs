@@ -38,7 +38,8 @@ impl Kind {
         }
     }
 
-    fn canonical(self) -> DataType {
+    /// The type a column of this kind is read as.
+    pub fn canonical(self) -> DataType {
         match self {
             Kind::Str => DataType::String,
             Kind::Timestamp | Kind::Int64 => DataType::Int64,
@@ -58,19 +59,6 @@ pub struct ColumnSpec {
     pub kind: Kind,
     /// Whether a file without it is refused.
     pub required: bool,
-}
-
-impl ColumnSpec {
-    /// The type the column is read as.
-    pub fn dtype(&self) -> DataType {
-        match self.kind {
-            Kind::Str => DataType::String,
-            Kind::Timestamp | Kind::Int64 => DataType::Int64,
-            Kind::Int32 => DataType::Int32,
-            Kind::Float64 => DataType::Float64,
-            Kind::Bool => DataType::Boolean,
-        }
-    }
 }
 
 const fn req(name: &'static str, kind: Kind) -> ColumnSpec {
