@@ -5,6 +5,7 @@
 //! marker is written last, with create-only semantics, then `latest` moves forward. A reader
 //! that sees no `_SUCCESS` must treat the folder as not published.
 
+pub mod encode;
 pub mod manifest;
 
 use std::borrow::Cow;
@@ -40,25 +41,38 @@ pub fn parquet_bytes(df: &DataFrame) -> Result<Bytes> {
 /// can hold it.
 pub const ROW_GROUP_ROWS: usize = 16_384;
 
+/// Rows per row group of [`parquet_bytes`] (polars' default).
+const DEFAULT_GROUP_ROWS: usize = 512 * 512;
+
 /// Encode a frame as one Parquet file (zstd, statistics on), with at most `row_group_rows`
-/// rows per row group (the writer's default when `None`).
+/// rows per row group (polars' default, 262,144, when `None`).
 pub fn parquet_bytes_grouped(df: &DataFrame, row_group_rows: Option<usize>) -> Result<Bytes> {
     let mut buf = Cursor::new(Vec::new());
-    let mut df = df.clone();
-    table_writer(&mut buf)?
-        .with_row_group_size(row_group_rows)
-        .finish(&mut df)?;
+    encode_table(df, row_group_rows.unwrap_or(DEFAULT_GROUP_ROWS), &mut buf)?;
     Ok(Bytes::from(buf.into_inner()))
 }
 
-/// The Parquet writer of every file the run publishes: zstd level 1 (as small as the default
-/// level 3 on these tables, and faster), statistics on.
-fn table_writer<W: std::io::Write>(buf: W) -> Result<ParquetWriter<W>> {
-    Ok(
-        ParquetWriter::new(buf).with_compression(ParquetCompression::Zstd(Some(
-            polars_parquet::write::ZstdLevel::try_new(1)?,
-        ))),
-    )
+/// Encode `df` into `w` as one Parquet file in row groups of at most `group_rows` rows
+/// ([`encode::TableEncoder`]); the file's size. When the frame's strings point into buffers
+/// much bigger than themselves (see [`compact_strings`]), each row group is compacted just
+/// before it is encoded: the same file, without a compact copy of whole columns.
+fn encode_table<W: std::io::Write>(df: &DataFrame, group_rows: usize, w: W) -> Result<u64> {
+    let compact = needs_compacting(df);
+    let mut encoder = encode::TableEncoder::new(w, df.schema())?;
+    let mut offset = 0usize;
+    while offset < df.height() {
+        let n = group_rows.min(df.height() - offset);
+        let slice = df.slice(offset as i64, n);
+        let mut group = if compact {
+            compact_strings(&slice)?.into_owned()
+        } else {
+            slice
+        };
+        group.rechunk_mut();
+        encoder.write_group(&group)?;
+        offset += n;
+    }
+    encoder.finish()
 }
 
 /// `df` with each string column whose values point into buffers much bigger than the values
@@ -92,31 +106,6 @@ fn scattered(ca: &StringChunked) -> bool {
 /// Whether [`compact_strings`] would copy a column of `df`.
 fn needs_compacting(df: &DataFrame) -> bool {
     df.columns().iter().any(|c| c.str().is_ok_and(scattered))
-}
-
-/// [`parquet_bytes_grouped`] in [`ROW_GROUP_ROWS`] row groups, each compacted
-/// ([`compact_strings`]) just before it is encoded: the same file, without a compact copy of
-/// whole columns.
-#[cfg(test)]
-fn parquet_bytes_compacted(df: &DataFrame) -> Result<Bytes> {
-    let mut buf = Cursor::new(Vec::new());
-    write_compacted(df, &mut buf)?;
-    Ok(Bytes::from(buf.into_inner()))
-}
-
-/// [`parquet_bytes_compacted`], written to `w` row group by row group.
-fn write_compacted<W: std::io::Write>(df: &DataFrame, w: W) -> Result<()> {
-    let mut writer = table_writer(w)?.batched(df.schema())?;
-    let mut offset = 0usize;
-    while offset < df.height() {
-        let n = ROW_GROUP_ROWS.min(df.height() - offset);
-        let mut group = compact_strings(&df.slice(offset as i64, n))?.into_owned();
-        group.rechunk_mut();
-        writer.write_batch(&group)?;
-        offset += n;
-    }
-    writer.finish()?;
-    Ok(())
 }
 
 /// Remove whatever an earlier attempt left under the run's folder: marker first.
@@ -226,17 +215,7 @@ pub fn write_tables(
         // A failed upload surfaces in the encoder as an I/O error: the store's own error (which
         // names the object and its answer) is reported instead.
         let mut file = std::io::BufWriter::with_capacity(1 << 20, out.writer(path));
-        let encoded = if needs_compacting(&part) {
-            write_compacted(&part, &mut file)
-        } else {
-            let mut df = part.clone().into_owned();
-            table_writer(&mut file).and_then(|w| {
-                w.with_row_group_size(Some(ROW_GROUP_ROWS))
-                    .finish(&mut df)
-                    .map(|_| ())
-                    .map_err(Error::from)
-            })
-        };
+        let encoded = encode_table(&part, ROW_GROUP_ROWS, &mut file);
         let upload_error = |w: &mut crate::storage::ObjectWriter, e: Error| {
             w.take_failure().map_or(e, Error::Storage)
         };
@@ -503,7 +482,7 @@ mod tests {
         assert!(needs_compacting(&df));
         let whole = compact_strings(&df).unwrap().into_owned();
         assert!(!needs_compacting(&whole));
-        let a = parquet_bytes_compacted(&df).unwrap();
+        let a = parquet_bytes_grouped(&df, Some(ROW_GROUP_ROWS)).unwrap();
         let b = parquet_bytes_grouped(&whole, Some(ROW_GROUP_ROWS)).unwrap();
         let back = ParquetReader::new(Cursor::new(a.clone())).finish().unwrap();
         assert!(back.equals_missing(&whole));
