@@ -136,7 +136,7 @@ pub fn run_with(
     let ledger = publish::read_ledger(output)?;
     let (attribution, exports) = crate::parallel::join(
         || attribute_stage(&raw, &graph, &tables, cfg),
-        || -> Result<(Vec<export::Conversion>, export::Exports)> {
+        || -> Result<(Vec<export::Conversion>, export::Exports, bytes::Bytes)> {
             let export_touches = export::gather::export_touches(
                 &raw,
                 &graph,
@@ -146,10 +146,12 @@ pub fn run_with(
             let conversions = export::gather::conversions(&raw, &graph, &tables, &export_touches)?;
             drop(export_touches);
             let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
-            Ok((conversions, exports))
+            // The ledger as it will be once this run is published (written after the commit).
+            let ledger_file = publish::ledger_file(&ledger.updated(date, exports.exported()))?;
+            Ok((conversions, exports, ledger_file))
         },
     );
-    let (attribution, (conversions, exports)) = (attribution?, exports?);
+    let (attribution, (conversions, exports, ledger_file)) = (attribution?, exports?);
     // What publishing still needs of the raw lake and the graph: free the rest (the events'
     // personal-data columns, the touches, the per-event id vectors) before the biggest writes.
     let read::RawLake {
@@ -222,7 +224,7 @@ pub fn run_with(
     publish::write_report(output, date, html)?;
     publish::commit(output, date, &manifest)?;
     // Only a published run counts as exported.
-    publish::write_ledger(output, &ledger.updated(date, exports.exported()))?;
+    publish::write_ledger(output, ledger_file)?;
     Ok(RunSummary {
         run_path: publish::run_prefix(date),
         manifest,

@@ -413,9 +413,15 @@ pub fn read_ledger(out: &Lake) -> Result<Ledger> {
     }
 }
 
-/// Replace the export ledger (after the run is published).
-pub fn write_ledger(out: &Lake, ledger: &Ledger) -> Result<()> {
-    out.put(LEDGER_PATH, parquet_bytes(&ledger.to_frame()?)?)
+/// The export ledger's file ([`write_ledger`] writes it once the run is published; encoding
+/// it earlier, beside other work, keeps it off the end of the run).
+pub fn ledger_file(ledger: &Ledger) -> Result<Bytes> {
+    parquet_bytes(&ledger.to_frame()?)
+}
+
+/// Replace the export ledger with `file` ([`ledger_file`]), after the run is published.
+pub fn write_ledger(out: &Lake, file: Bytes) -> Result<()> {
+    out.put(LEDGER_PATH, file)
 }
 
 /// `runs/<date>/report.html`.

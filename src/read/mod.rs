@@ -441,8 +441,9 @@ pub fn take_compact_parts(df: DataFrame, idx: &IdxCa, parts: usize) -> Result<Ve
         }
         // The input column is freed here: hand its memory back before the next copy is made
         // (freed heap memory is otherwise kept, and the copies would add to it).
+        let freed = c.as_materialized_series().estimated_size();
         drop(c);
-        crate::progress::release_memory();
+        crate::progress::release_memory_after_freeing(freed);
     }
     ranges
         .iter()
