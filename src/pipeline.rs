@@ -135,23 +135,39 @@ pub fn run_with(
     );
     let ledger = publish::read_ledger(output)?;
     let (attribution, exports) = crate::parallel::join(
-        || attribute_stage(&raw, &graph, &tables, cfg),
-        || -> Result<(Vec<export::Conversion>, export::Exports, bytes::Bytes)> {
+        || {
+            let started = std::time::Instant::now();
+            let attribution = attribute_stage(&raw, &graph, &tables, cfg);
+            tracing::debug!(
+                elapsed_s = started.elapsed().as_secs_f64(),
+                "attribute: credited"
+            );
+            attribution
+        },
+        || -> Result<(Vec<export::Conversion>, export::Exports)> {
+            let started = std::time::Instant::now();
+            let log = |step: &str| {
+                tracing::debug!(
+                    elapsed_s = started.elapsed().as_secs_f64(),
+                    "export: {step}"
+                )
+            };
             let export_touches = export::gather::export_touches(
                 &raw,
                 &graph,
                 &cfg.events.conversions,
                 &touches_again,
             )?;
+            log("touches read again");
             let conversions = export::gather::conversions(&raw, &graph, &tables, &export_touches)?;
             drop(export_touches);
+            log("conversions gathered");
             let exports = export::export(&conversions, &ledger, cfg.date, &cfg.exports)?;
-            // The ledger as it will be once this run is published (written after the commit).
-            let ledger_file = publish::ledger_file(&ledger.updated(date, exports.exported()))?;
-            Ok((conversions, exports, ledger_file))
+            log("platform batches built");
+            Ok((conversions, exports))
         },
     );
-    let (attribution, (conversions, exports, ledger_file)) = (attribution?, exports?);
+    let (attribution, (conversions, exports)) = (attribution?, exports?);
     // What publishing still needs of the raw lake and the graph: free the rest (the events'
     // personal-data columns, the touches, the per-event id vectors) before the biggest writes.
     let read::RawLake {
@@ -186,7 +202,13 @@ pub fn run_with(
         ("export_status", &status, None),
         ("quarantine", &quarantine, None),
     ]);
-    let stats = publish::write_tables(output, date, &files)?;
+    // Beside the first writes (one core is mostly free while the journeys' days start): the
+    // ledger as it will be once this run is published (written after the commit).
+    let (stats, ledger_file) = crate::parallel::join(
+        || publish::write_tables(output, date, &files),
+        || publish::ledger_file(&ledger.updated(date, exports.exported())),
+    );
+    let (stats, ledger_file) = (stats?, ledger_file?);
     outputs.extend(files.iter().map(|(name, _, _)| name.to_string()).zip(stats));
     let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;
 

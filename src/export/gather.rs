@@ -97,54 +97,67 @@ pub fn conversions(
     let personalization = df.column("ad_personalization")?.bool()?.clone();
 
     let owned = |v: Option<&str>| v.map(str::to_string);
-    let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let t = ts.get(i).unwrap_or(0);
-        let p = person.get(i).unwrap_or(NONE);
-        let touches = by_person.at_or_before(p, t);
-        let mut emails: Vec<String> = Vec::new();
-        for e in [user_email.get(i), receipt.get(i)].into_iter().flatten() {
-            if !e.trim().is_empty() && !emails.iter().any(|x| x == e) {
-                emails.push(e.to_string());
+    // Row by row (each conversion's touches, its page URL parsed out of its properties), in
+    // consecutive slices on all cores, put back in order.
+    let n = df.height();
+    let slices: Vec<std::ops::Range<usize>> = (0..n)
+        .step_by(n.div_ceil(GATHER_SLICES).max(1))
+        .map(|s| s..(s + n.div_ceil(GATHER_SLICES)).min(n))
+        .collect();
+    let parts = crate::parallel::map(&slices, 4, |_, slice| -> Result<Vec<Conversion>> {
+        let mut out = Vec::with_capacity(slice.len());
+        for i in slice.clone() {
+            let t = ts.get(i).unwrap_or(0);
+            let p = person.get(i).unwrap_or(NONE);
+            let touches = by_person.at_or_before(p, t);
+            let mut emails: Vec<String> = Vec::new();
+            for e in [user_email.get(i), receipt.get(i)].into_iter().flatten() {
+                if !e.trim().is_empty() && !emails.iter().any(|x| x == e) {
+                    emails.push(e.to_string());
+                }
             }
-        }
-        let phones = phone
-            .get(i)
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| vec![(v.to_string(), owned(country.get(i)))])
-            .unwrap_or_default();
-        let latest = touches.last().copied();
-        let click = |column: &TouchColumn| by_person.latest_with(touches, column);
-        let page_url = props.get(i).and_then(page_url_of);
-        out.push(Conversion {
-            event_id: event_id.get(i).unwrap_or_default().to_string(),
-            event: event.get(i).unwrap_or_default().to_string(),
-            ts_us: t,
-            value: value.get(i),
-            currency: owned(currency.get(i)),
-            order_id: owned(order_id.get(i)),
-            user_id: owned(user_id.get(i)),
-            emails,
-            phones,
-            gclid: click(&by_person.gclid),
-            gbraid: click(&by_person.gbraid),
-            wbraid: click(&by_person.wbraid),
-            fbclid: click(&by_person.fbclid),
-            fbc: latest.and_then(|r| by_person.fbc.value(r)),
-            fbp: latest.and_then(|r| by_person.fbp.value(r)),
-            ip: owned(ip.get(i)).or_else(|| latest.and_then(|r| by_person.ip.value(r))),
-            user_agent: owned(ua.get(i))
+            let phones = phone
+                .get(i)
                 .filter(|v| !v.trim().is_empty())
-                .or_else(|| latest.and_then(|r| by_person.user_agent.value(r))),
-            event_source_url: page_url
-                .or_else(|| latest.and_then(|r| by_person.landing_url.value(r))),
-            ad_user_data: consent.get(i),
-            ad_personalization: personalization.get(i),
-            oversized: oversized.get(i).unwrap_or(false),
-        });
-    }
-    Ok(out)
+                .map(|v| vec![(v.to_string(), owned(country.get(i)))])
+                .unwrap_or_default();
+            let latest = touches.last().copied();
+            let click = |column: &TouchColumn| by_person.latest_with(touches, column);
+            let page_url = props.get(i).and_then(page_url_of);
+            out.push(Conversion {
+                event_id: event_id.get(i).unwrap_or_default().to_string(),
+                event: event.get(i).unwrap_or_default().to_string(),
+                ts_us: t,
+                value: value.get(i),
+                currency: owned(currency.get(i)),
+                order_id: owned(order_id.get(i)),
+                user_id: owned(user_id.get(i)),
+                emails,
+                phones,
+                gclid: click(&by_person.gclid),
+                gbraid: click(&by_person.gbraid),
+                wbraid: click(&by_person.wbraid),
+                fbclid: click(&by_person.fbclid),
+                fbc: latest.and_then(|r| by_person.fbc.value(r)),
+                fbp: latest.and_then(|r| by_person.fbp.value(r)),
+                ip: owned(ip.get(i)).or_else(|| latest.and_then(|r| by_person.ip.value(r))),
+                user_agent: owned(ua.get(i))
+                    .filter(|v| !v.trim().is_empty())
+                    .or_else(|| latest.and_then(|r| by_person.user_agent.value(r))),
+                event_source_url: page_url
+                    .or_else(|| latest.and_then(|r| by_person.landing_url.value(r))),
+                ad_user_data: consent.get(i),
+                ad_personalization: personalization.get(i),
+                oversized: oversized.get(i).unwrap_or(false),
+            });
+        }
+        Ok(out)
+    })?;
+    Ok(parts.into_iter().flatten().collect())
 }
+
+/// Slices of the conversions gathered side by side by [`conversions`].
+const GATHER_SLICES: usize = 8;
 
 /// The conversion's page URL from its `properties` JSON object, with personal data redacted
 /// like the touches' URLs (`?email=...` → `?email=[redacted]`).

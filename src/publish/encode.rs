@@ -137,7 +137,8 @@ impl<W: Write> TableEncoder<W> {
     /// The array to encode for column `i` and its encoding (`None`: polars' default), deciding
     /// the column for the rest of the file on its first row group of [`DECIDING_ROWS`].
     fn encoding_of(&mut self, i: usize, array: ArrayRef) -> (ArrayRef, Option<Encoding>) {
-        if !self.choosable[i] {
+        // A dictionary array (a categorical column) is written as the dictionary it is.
+        if !self.choosable[i] || matches!(array.dtype(), ArrowDataType::Dictionary(..)) {
             return (array, None);
         }
         if self.pages[i] == Pages::Polars && array.len() >= DECIDING_ROWS {
