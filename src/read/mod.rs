@@ -428,16 +428,20 @@ pub fn take_compact_parts(df: DataFrame, idx: &IdxCa, parts: usize) -> Result<Ve
         .map(|_| Vec::with_capacity(df.width()))
         .collect();
     for c in df.into_columns() {
-        for (range, columns) in ranges.iter().zip(&mut out) {
+        // The parts of one column side by side (one part: on this thread).
+        let taken = crate::parallel::map(&ranges, 4, |_, range| -> Result<Column> {
             let taken = c.as_materialized_series().take(range)?;
-            columns.push(match taken.str() {
+            Ok(match taken.str() {
                 Ok(s) => s
                     .iter()
                     .collect::<StringChunked>()
                     .with_name(s.name().clone())
                     .into_column(),
                 Err(_) => taken.into_column(),
-            });
+            })
+        })?;
+        for (columns, part) in out.iter_mut().zip(taken) {
+            columns.push(part);
         }
         // The input column is freed here: hand its memory back before the next copy is made
         // (freed heap memory is otherwise kept, and the copies would add to it).
