@@ -20,6 +20,16 @@ pub fn threads(max: usize) -> usize {
     cores.clamp(1, max.max(1))
 }
 
+/// `0..len` cut into at most `parts` consecutive ranges of about equal length, in order (none
+/// when `len` is 0): the rows of a long loop split in parts.
+pub fn slices(len: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let size = len.div_ceil(parts.max(1)).max(1);
+    (0..len)
+        .step_by(size)
+        .map(|start| start..(start + size).min(len))
+        .collect()
+}
+
 /// `f(i, &items[i])` for every item on up to `max_threads` threads, the results in the items'
 /// order. Items are handed out in index order. On failure, the error of the first failing item
 /// in that order, as a loop would return it: no new item is started once one failed, and every
@@ -85,6 +95,18 @@ pub fn join<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> 
 mod tests {
     use super::*;
     use crate::error::Error;
+
+    #[test]
+    fn slices_cover_every_index_once_in_order_in_at_most_the_parts_asked() {
+        for (len, parts) in [(0, 8), (1, 8), (7, 8), (8, 8), (9, 8), (100, 3), (5, 0)] {
+            let s = slices(len, parts);
+            assert!(s.len() <= parts.max(1), "{len} in {parts}: {s:?}");
+            let flat: Vec<usize> = s.iter().flat_map(|r| r.clone()).collect();
+            assert_eq!(flat, (0..len).collect::<Vec<_>>(), "{len} in {parts}");
+            assert!(s.iter().all(|r| !r.is_empty()));
+        }
+        assert_eq!(slices(100, 3), vec![0..34, 34..68, 68..100]);
+    }
 
     #[test]
     fn results_come_in_item_order_whatever_the_order_handed_out() {

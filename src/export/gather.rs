@@ -99,11 +99,7 @@ pub fn conversions(
     let owned = |v: Option<&str>| v.map(str::to_string);
     // Row by row (each conversion's touches, its page URL parsed out of its properties), in
     // consecutive slices on all cores, put back in order.
-    let n = df.height();
-    let slices: Vec<std::ops::Range<usize>> = (0..n)
-        .step_by(n.div_ceil(GATHER_SLICES).max(1))
-        .map(|s| s..(s + n.div_ceil(GATHER_SLICES)).min(n))
-        .collect();
+    let slices = crate::parallel::slices(df.height(), GATHER_SLICES);
     let parts = crate::parallel::map(&slices, 4, |_, slice| -> Result<Vec<Conversion>> {
         let mut out = Vec::with_capacity(slice.len());
         for i in slice.clone() {

@@ -209,18 +209,10 @@ mod tests {
             .collect()
     }
 
+    /// `df` as the run writes a table (`publish::encode_table`).
     fn encoded(df: &DataFrame, group_rows: usize) -> Vec<u8> {
         let mut buf = Vec::new();
-        let mut enc = TableEncoder::new(&mut buf, df.schema()).unwrap();
-        let mut offset = 0;
-        while offset < df.height() {
-            let n = group_rows.min(df.height() - offset);
-            let mut g = df.slice(offset as i64, n);
-            g.rechunk_mut();
-            enc.write_group(&g).unwrap();
-            offset += n;
-        }
-        enc.finish().unwrap();
+        crate::publish::encode_table(df, group_rows, &mut buf).unwrap();
         buf
     }
 

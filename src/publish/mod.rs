@@ -5,7 +5,7 @@
 //! marker is written last, with create-only semantics, then `latest` moves forward. A reader
 //! that sees no `_SUCCESS` must treat the folder as not published.
 
-pub mod encode;
+mod encode;
 pub mod manifest;
 
 use std::borrow::Cow;

@@ -414,10 +414,9 @@ pub fn take_compact(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
 /// [`take_compact`] into `parts` frames of consecutive rows of `idx` (about equal, in order),
 /// each with buffers of its own, so that each can be freed on its own once used.
 pub fn take_compact_parts(df: DataFrame, idx: &IdxCa, parts: usize) -> Result<Vec<DataFrame>> {
-    let size = idx.len().div_ceil(parts.max(1)).max(1);
-    let mut ranges: Vec<IdxCa> = (0..idx.len())
-        .step_by(size)
-        .map(|offset| idx.slice(offset as i64, size))
+    let mut ranges: Vec<IdxCa> = crate::parallel::slices(idx.len(), parts)
+        .into_iter()
+        .map(|r| idx.slice(r.start as i64, r.len()))
         .collect();
     if ranges.is_empty() {
         // No rows: one empty frame with the columns.

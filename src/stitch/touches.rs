@@ -117,11 +117,9 @@ pub fn counting(touches: &DataFrame, extra_keys: &[String]) -> Result<BooleanChu
 /// every non-empty string column (contract columns and extra keys).
 pub fn to_json(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChunked> {
     // The rows in parts (zero-copy slices), rendered side by side.
-    let height = touches.height();
-    let size = height.div_ceil(JSON_PARTS).max(1);
-    let parts: Vec<DataFrame> = (0..height)
-        .step_by(size)
-        .map(|offset| touches.slice(offset as i64, size))
+    let parts: Vec<DataFrame> = crate::parallel::slices(touches.height(), JSON_PARTS)
+        .into_iter()
+        .map(|r| touches.slice(r.start as i64, r.len()))
         .collect();
     to_json_parts(parts, extra_keys)
 }
