@@ -107,10 +107,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, df) in tables.by_name() {
         if name == "journeys" {
             let reread = tables.journey_columns(&input, &raw.event_files)?;
-            let finish = |part| stitch::journey_day(part, &tables, &reread);
+            let finish = |part| stitch::journey_day(part, &reread);
+            let coded = tables.journey_coded();
             let days = publish::Partition {
                 days: &tables.journey_days,
                 finish: Some(&finish),
+                coded: &coded,
             };
             publish::write_partitioned(&output, cfg.date, name, df, days)?;
         } else {

@@ -189,10 +189,12 @@ pub fn run_with(
     // journeys: by person within each day (so a reader of one person skips most row groups),
     // with the columns not held in memory read again from the raw files, day by day.
     let reread = tables.journey_columns(input, &event_files)?;
-    let journey_day = |part| stitch::journey_day(part, &tables, &reread);
+    let journey_day = |part| stitch::journey_day(part, &reread);
+    let coded = tables.journey_coded();
     let journeys = publish::Partition {
         days: &tables.journey_days,
         finish: Some(&journey_day),
+        coded: &coded,
     };
     let mut files: Vec<publish::TableToWrite<'_>> =
         vec![("journeys", &tables.journeys, Some(journeys))];

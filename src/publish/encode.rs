@@ -20,17 +20,28 @@
 //! (`polars_parquet::write`): readers see the same schema and types, dictionary or plain
 //! pages, and the same statistics. A column that turns repetitive again after it went plain
 //! stays plain (a little bigger than polars would write it).
+//!
+//! A column may also come as codes into a dictionary of strings ([`Coded`]: `journeys`' names,
+//! cookies, orgs, persons and users, which the run holds as codes). The file shows the strings;
+//! the encoder builds each row group's dictionary from the codes it uses, so the strings are
+//! neither gathered for every row nor hashed. The same rule picks plain pages for a column whose
+//! row groups are mostly distinct, which are then gathered from the dictionary.
 
 use std::io::Write;
 
 use polars::prelude::*;
-use polars_arrow::array::DictionaryArray;
+use polars_arrow::array::{
+    Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
+};
+use polars_arrow::bitmap::MutableBitmap;
 use polars_arrow::datatypes::{ArrowDataType, IntegerType};
-use polars_parquet::read::ParquetError;
+use polars_parquet::parquet::compression::Compression;
+use polars_parquet::parquet::page::{CompressedDictPage, DataPageHeader};
+use polars_parquet::parquet::CowBuffer;
 use polars_parquet::write::{
-    array_to_columns, to_parquet_schema, CompressionOptions, Compressor, DynIter,
-    DynStreamingIterator, Encoding, FallibleStreamingIterator, FileWriter, ParquetType,
-    StatisticsOptions, Version, WriteOptions, ZstdLevel,
+    array_to_columns, compress, to_parquet_schema, CompressedDataPage, CompressedPage,
+    CompressionOptions, DynIter, DynStreamingIterator, Encoding, FallibleStreamingIterator,
+    FileWriter, Page, ParquetType, StatisticsOptions, Version, WriteOptions, ZstdLevel,
 };
 
 use crate::error::Result;
@@ -41,6 +52,30 @@ const DECIDING_ROWS: usize = 1024;
 
 /// Above this share of distinct values a column is written plain (polars' own threshold).
 const PLAIN_ABOVE: f64 = 0.75;
+
+/// The zstd level of every table (as small as the default level 3 on these tables, and
+/// faster).
+const ZSTD_LEVEL: i32 = 1;
+
+/// A column chunk's pages, compressed, as the file writer takes them.
+struct CompressedPages {
+    pages: std::vec::IntoIter<CompressedPage>,
+    current: Option<CompressedPage>,
+}
+
+impl FallibleStreamingIterator for CompressedPages {
+    type Item = CompressedPage;
+    type Error = PolarsError;
+
+    fn advance(&mut self) -> std::result::Result<(), PolarsError> {
+        self.current = self.pages.next();
+        Ok(())
+    }
+
+    fn get(&self) -> Option<&CompressedPage> {
+        self.current.as_ref()
+    }
+}
 
 /// How a column of a file is encoded, once decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,13 +97,63 @@ pub struct TableEncoder<W: Write> {
     choosable: Vec<bool>,
     pages: Vec<Pages>,
     options: WriteOptions,
+    /// Per column: the dictionary its codes point into (a [`Coded`] column), and the map from
+    /// a code to its key in the row group's dictionary (kept for its allocation).
+    coded: Vec<Option<(Utf8ViewArray, PlHashMap<u32, u32>)>>,
+    /// One zstd context for all the pages of the file (polars' page compressor makes a new
+    /// one for every page, and clears its tables: about 3 % of the time of writing a table).
+    zstd: zstd::bulk::Compressor<'static>,
+}
+
+/// A column of a table given as UInt32 codes into `values` (a String series: a code is an
+/// index, and a null code, a code past the end or a null value is a null). The file's column
+/// is the strings.
+#[derive(Clone, Copy)]
+pub struct Coded<'a> {
+    /// The column's name.
+    pub name: &'a str,
+    /// What its codes point into.
+    pub values: &'a Series,
+}
+
+/// `schema` with the columns of `coded` as the strings they show.
+pub fn shown_schema(schema: &Schema, coded: &[Coded<'_>]) -> Schema {
+    schema
+        .iter()
+        .map(|(name, dtype)| {
+            let shown = coded.iter().any(|c| c.name == name.as_str());
+            let dtype = if shown {
+                DataType::String
+            } else {
+                dtype.clone()
+            };
+            (name.clone(), dtype)
+        })
+        .collect()
 }
 
 impl<W: Write> TableEncoder<W> {
     /// An encoder of files with `schema`'s columns: zstd level 1 (as small as the default level
-    /// 3 on these tables, and faster), polars' default statistics (min, max, null count).
-    pub fn new(w: W, schema: &Schema) -> Result<Self> {
-        let arrow = schema.to_arrow(CompatLevel::newest());
+    /// 3 on these tables, and faster), polars' default statistics (min, max, null count). The
+    /// columns named in `coded` are given as codes (UInt32 in `schema` and in every row group)
+    /// and written as the strings they point to.
+    pub fn new(w: W, schema: &Schema, coded: &[Coded<'_>]) -> Result<Self> {
+        let shown = shown_schema(schema, coded);
+        let coded: Vec<Option<(Utf8ViewArray, PlHashMap<u32, u32>)>> = schema
+            .iter_names()
+            .map(|name| {
+                let Some(c) = coded.iter().find(|c| c.name == name.as_str()) else {
+                    return Ok(None);
+                };
+                let values = c.values.str()?.rechunk();
+                let values = match values.downcast_iter().next() {
+                    Some(a) => a.clone(),
+                    None => Utf8ViewArray::new_empty(ArrowDataType::Utf8View),
+                };
+                Ok(Some((values, PlHashMap::new())))
+            })
+            .collect::<Result<_>>()?;
+        let arrow = shown.to_arrow(CompatLevel::newest());
         let parquet = to_parquet_schema(&arrow)?;
         let fields = parquet.fields().to_vec();
         let encodings: Vec<Vec<Encoding>> = polars::io::parquet::write::get_encodings(&arrow)
@@ -86,7 +171,7 @@ impl<W: Write> TableEncoder<W> {
         let options = WriteOptions {
             statistics: StatisticsOptions::default(),
             version: Version::V1,
-            compression: CompressionOptions::Zstd(Some(ZstdLevel::try_new(1)?)),
+            compression: CompressionOptions::Zstd(Some(ZstdLevel::try_new(ZSTD_LEVEL)?)),
             data_page_size: None,
         };
         let pages = vec![Pages::Polars; fields.len()];
@@ -97,6 +182,8 @@ impl<W: Write> TableEncoder<W> {
             choosable,
             pages,
             options,
+            coded,
+            zstd: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
         })
     }
 
@@ -111,17 +198,22 @@ impl<W: Write> TableEncoder<W> {
             let s = c.as_materialized_series();
             debug_assert_eq!(s.n_chunks(), 1, "a row group is one chunk per column");
             let array = s.to_arrow(0, CompatLevel::newest());
-            let (array, encoding) = self.encoding_of(i, array);
+            let (array, encoding) = if self.coded[i].is_some() {
+                self.encoding_of_codes(i, array)?
+            } else {
+                self.encoding_of(i, array)
+            };
             let encoding = encoding.map_or_else(|| self.encodings[i].clone(), |e| vec![e]);
             let options = self.options;
             for pages in array_to_columns(array, self.fields[i].clone(), options, &encoding)? {
-                let pages = pages.map(|p| {
-                    p.map_err(|e| ParquetError::FeatureNotSupported(format!("polars: {e}")))
-                });
-                let compressed = Compressor::new_from_vec(pages, options.compression, vec![]);
-                columns.push(Ok(DynStreamingIterator::new(
-                    compressed.map_err(PolarsError::from),
-                )));
+                let mut compressed = Vec::new();
+                for page in pages {
+                    compressed.push(self.compress(page?)?);
+                }
+                columns.push(Ok(DynStreamingIterator::new(CompressedPages {
+                    pages: compressed.into_iter(),
+                    current: None,
+                })));
             }
         }
         self.writer
@@ -129,9 +221,141 @@ impl<W: Write> TableEncoder<W> {
         Ok(())
     }
 
+    /// `page` compressed with the file's zstd context, as polars' page compressor would.
+    fn compress(&mut self, page: Page) -> Result<CompressedPage> {
+        let compression = Compression::from(self.options.compression);
+        Ok(match page {
+            Page::Data(p) if matches!(p.header(), DataPageHeader::V1(_)) => {
+                let buffer = self.zstd.compress(p.buffer())?;
+                let uncompressed = p.buffer().len();
+                let rows = p.num_rows.unwrap_or_else(|| p.num_values());
+                CompressedPage::Data(CompressedDataPage::new(
+                    p.header().clone(),
+                    CowBuffer::Owned(buffer),
+                    compression,
+                    uncompressed,
+                    p.descriptor.clone(),
+                    rows,
+                ))
+            }
+            Page::Dict(p) => {
+                let buffer = self.zstd.compress(&p.buffer)?;
+                CompressedPage::Dict(CompressedDictPage::new(
+                    CowBuffer::Owned(buffer),
+                    compression,
+                    p.buffer.len(),
+                    p.num_values,
+                    p.is_sorted,
+                ))
+            }
+            other => {
+                compress(other, Vec::new(), self.options.compression).map_err(PolarsError::from)?
+            }
+        })
+    }
+
     /// The footer (with the Arrow schema, as polars writes it); the file's size.
     pub fn finish(mut self) -> Result<u64> {
         Ok(self.writer.end(None)?)
+    }
+
+    /// The strings of the codes of [`Coded`] column `i` in this row group, and their encoding:
+    /// a dictionary of the values the row group uses (keys in order of first use, as polars
+    /// builds it), or plain pages once the column proves mostly distinct (the same rule as
+    /// [`Self::encoding_of`], on the exact count of the values used).
+    fn encoding_of_codes(
+        &mut self,
+        i: usize,
+        codes: ArrayRef,
+    ) -> Result<(ArrayRef, Option<Encoding>)> {
+        let Some((values, key_of)) = self.coded[i].as_mut() else {
+            return Ok((codes, None));
+        };
+        let codes = codes
+            .as_any()
+            .downcast_ref::<PrimitiveArray<u32>>()
+            .ok_or_else(|| {
+                crate::error::Error::Internal(format!(
+                    "a coded column holds {:?}, not UInt32 codes",
+                    codes.dtype()
+                ))
+            })?;
+        // A code's key in this row group's dictionary: a map the size of the row group's
+        // distinct values (it stays in cache; one the size of the whole dictionary did not).
+        key_of.clear();
+        let nullable_values = values.null_count() > 0;
+        let value_of = |c: u32| -> Option<usize> {
+            let c = c as usize;
+            (c < values.len() && (!nullable_values || values.is_valid(c))).then_some(c)
+        };
+        let mut used: Vec<u32> = Vec::new();
+        let mut keys: Vec<u32> = Vec::with_capacity(codes.len());
+        let mut validity = MutableBitmap::with_capacity(codes.len());
+        // Rows come sorted by person: most codes repeat the one before.
+        let mut last: Option<(u32, u32)> = None;
+        for (i, &c) in codes.values().iter().enumerate() {
+            match value_of(c).filter(|_| codes.is_valid(i)) {
+                Some(c) => {
+                    let c = c as u32;
+                    let k = match last {
+                        Some((lc, lk)) if lc == c => lk,
+                        _ => {
+                            let next = used.len() as u32;
+                            let k = *key_of.entry(c).or_insert(next);
+                            if k == next {
+                                used.push(c);
+                            }
+                            last = Some((c, k));
+                            k
+                        }
+                    };
+                    keys.push(k);
+                    validity.push(true);
+                }
+                None => {
+                    keys.push(0);
+                    validity.push(false);
+                }
+            }
+        }
+        let rows = codes.len();
+        let mostly_distinct = rows > 0 && used.len() as f64 / rows as f64 > PLAIN_ABOVE;
+        if self.pages[i] == Pages::Polars && rows >= DECIDING_ROWS {
+            self.pages[i] = if mostly_distinct {
+                Pages::Plain
+            } else {
+                Pages::Dictionary
+            };
+        } else if self.pages[i] == Pages::Dictionary && mostly_distinct {
+            self.pages[i] = Pages::Plain;
+        }
+        let plain = match self.pages[i] {
+            Pages::Plain => true,
+            Pages::Dictionary => false,
+            Pages::Polars => mostly_distinct,
+        };
+        if plain {
+            let mut strings = MutableBinaryViewArray::<str>::with_capacity(rows);
+            for (i, &c) in codes.values().iter().enumerate() {
+                let c = value_of(c).filter(|_| codes.is_valid(i));
+                strings.push(c.map(|c| values.value(c)));
+            }
+            let strings: Utf8ViewArray = strings.into();
+            return Ok((strings.boxed(), Some(Encoding::Plain)));
+        }
+        let mut dict = MutableBinaryViewArray::<str>::with_capacity(used.len());
+        for &c in &used {
+            dict.push_value(values.value(c as usize));
+        }
+        let dict: Utf8ViewArray = dict.into();
+        let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.into());
+        let dtype = ArrowDataType::Dictionary(
+            IntegerType::UInt32,
+            Box::new(ArrowDataType::Utf8View),
+            false,
+        );
+        let array = DictionaryArray::<u32>::try_new(dtype, keys, dict.boxed())?;
+        Ok((array.boxed(), Some(Encoding::RleDictionary)))
     }
 
     /// The array to encode for column `i` and its encoding (`None`: polars' default), deciding
@@ -209,10 +433,26 @@ mod tests {
             .collect()
     }
 
+    /// Each row group's statistics of `column`, as text.
+    fn statistics(file: &[u8], column: &str) -> Vec<String> {
+        let meta = read_metadata(&mut Cursor::new(file)).unwrap();
+        meta.row_groups
+            .iter()
+            .map(|rg| {
+                let chunk = rg
+                    .parquet_columns()
+                    .iter()
+                    .find(|c| c.descriptor().path_in_schema[0].as_str() == column)
+                    .unwrap();
+                format!("{:?}", chunk.statistics(&meta.footer_buf).unwrap().unwrap())
+            })
+            .collect()
+    }
+
     /// `df` as the run writes a table (`publish::encode_table`).
     fn encoded(df: &DataFrame, group_rows: usize) -> Vec<u8> {
         let mut buf = Vec::new();
-        crate::publish::encode_table(df, group_rows, &mut buf).unwrap();
+        crate::publish::encode_table(df, &[], group_rows, &mut buf).unwrap();
         buf
     }
 
@@ -276,7 +516,7 @@ mod tests {
         // 500 rows (too few to decide) then full groups: the column is decided by the second.
         let df = table(500 + 2 * 4096);
         let mut buf = Vec::new();
-        let mut enc = TableEncoder::new(&mut buf, df.schema()).unwrap();
+        let mut enc = TableEncoder::new(&mut buf, df.schema(), &[]).unwrap();
         for (offset, n) in [(0, 500), (500, 4096), (4596, 4096)] {
             let mut g = df.slice(offset, n);
             g.rechunk_mut();
@@ -297,6 +537,98 @@ mod tests {
         let back = ParquetReader::new(Cursor::new(file)).finish().unwrap();
         assert_eq!(back.height(), 0);
         assert_eq!(back.schema(), df.schema());
+    }
+
+    /// Coded columns are written as the strings their codes point to: null codes, codes past
+    /// the end and codes of null values are nulls; each row group's dictionary-or-plain choice
+    /// is what polars picks for the strings; the footer's schema says String.
+    #[test]
+    fn coded_columns_are_written_as_their_strings_with_polars_own_choice() {
+        let n = 4 * 4096;
+        let persons = Series::new(
+            "p".into(),
+            (0..20_000)
+                .map(|i| (i % 7 != 3).then(|| format!("person-{i:06}")))
+                .collect::<Vec<_>>(),
+        );
+        // Runs of one person (a dictionary), then a mostly distinct stretch (plain), with
+        // null codes and a code past the end.
+        let code = |i: usize| -> Option<u32> {
+            match i {
+                _ if i % 97 == 5 => None,
+                _ if i % 101 == 7 => Some(99_999),
+                _ if i < 2 * 4096 => Some((i / 9) as u32),
+                _ => Some(i as u32),
+            }
+        };
+        let codes: Vec<Option<u32>> = (0..n).map(code).collect();
+        let df = df! {
+            "person_id" => codes.clone(),
+            "user_id" => codes.clone(),
+            "step" => (0..n as i64).collect::<Vec<_>>(),
+        }
+        .unwrap();
+        let coded = [
+            Coded {
+                name: "person_id",
+                values: &persons,
+            },
+            Coded {
+                name: "user_id",
+                values: &persons,
+            },
+        ];
+        let mut file = Vec::new();
+        crate::publish::encode_table(&df, &coded, 4096, &mut file).unwrap();
+        let strings = |name: &str| -> Column {
+            let idx: IdxCa = codes
+                .iter()
+                .map(|c| c.filter(|&c| (c as usize) < persons.len()))
+                .collect();
+            persons
+                .take(&idx)
+                .unwrap()
+                .with_name(name.into())
+                .into_column()
+        };
+        let expected = DataFrame::new(
+            n,
+            vec![
+                strings("person_id"),
+                strings("user_id"),
+                df.column("step").unwrap().clone(),
+            ],
+        )
+        .unwrap();
+        let back = ParquetReader::new(Cursor::new(file.clone()))
+            .finish()
+            .unwrap();
+        assert_eq!(back.schema(), expected.schema());
+        assert!(back.equals_missing(&expected));
+        let theirs = polars_file(&expected, 4096);
+        assert_eq!(
+            dictionary_pages(&file, "person_id"),
+            vec![true, true, false, false]
+        );
+        assert_eq!(
+            dictionary_pages(&file, "person_id"),
+            dictionary_pages(&theirs, "person_id")
+        );
+        // The same statistics in every row group (min, max, null count: what `explain` and
+        // DuckDB prune row groups by).
+        assert_eq!(
+            statistics(&file, "person_id"),
+            statistics(&theirs, "person_id")
+        );
+        assert_eq!(statistics(&file, "person_id").len(), 4);
+        assert!(statistics(&file, "person_id")
+            .iter()
+            .all(|s| s.contains("min_value: Some") && s.contains("null_count: Some")));
+        // An empty frame of codes still says String.
+        let mut empty = Vec::new();
+        crate::publish::encode_table(&df.clear(), &coded, 4096, &mut empty).unwrap();
+        let back = ParquetReader::new(Cursor::new(empty)).finish().unwrap();
+        assert_eq!(back.schema(), expected.schema());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 mod encode;
 pub mod manifest;
 
+pub use encode::Coded;
+
 use std::borrow::Cow;
 use std::io::Cursor;
 
@@ -48,17 +50,28 @@ const DEFAULT_GROUP_ROWS: usize = 512 * 512;
 /// rows per row group (polars' default, 262,144, when `None`).
 pub fn parquet_bytes_grouped(df: &DataFrame, row_group_rows: Option<usize>) -> Result<Bytes> {
     let mut buf = Cursor::new(Vec::new());
-    encode_table(df, row_group_rows.unwrap_or(DEFAULT_GROUP_ROWS), &mut buf)?;
+    encode_table(
+        df,
+        &[],
+        row_group_rows.unwrap_or(DEFAULT_GROUP_ROWS),
+        &mut buf,
+    )?;
     Ok(Bytes::from(buf.into_inner()))
 }
 
 /// Encode `df` into `w` as one Parquet file in row groups of at most `group_rows` rows
 /// ([`encode::TableEncoder`]); the file's size. When the frame's strings point into buffers
 /// much bigger than themselves (see [`compact_strings`]), each row group is compacted just
-/// before it is encoded: the same file, without a compact copy of whole columns.
-fn encode_table<W: std::io::Write>(df: &DataFrame, group_rows: usize, w: W) -> Result<u64> {
+/// before it is encoded: the same file, without a compact copy of whole columns. The columns
+/// named in `coded` are codes, written as the strings they point to ([`Coded`]).
+fn encode_table<W: std::io::Write>(
+    df: &DataFrame,
+    coded: &[Coded<'_>],
+    group_rows: usize,
+    w: W,
+) -> Result<u64> {
     let compact = needs_compacting(df);
-    let mut encoder = encode::TableEncoder::new(w, df.schema())?;
+    let mut encoder = encode::TableEncoder::new(w, df.schema(), coded)?;
     let mut offset = 0usize;
     while offset < df.height() {
         let n = group_rows.min(df.height() - offset);
@@ -147,6 +160,8 @@ pub struct Partition<'a> {
     pub days: &'a [DayRows],
     /// Applied to each day's rows (and to the empty frame of an empty table) before writing.
     pub finish: Option<&'a (dyn Fn(DataFrame) -> Result<DataFrame> + Sync)>,
+    /// The columns of the finished frame that are codes, written as the strings they point to.
+    pub coded: &'a [Coded<'a>],
 }
 
 /// A table to write: its name, its rows, and its partition by day (`None`: one file).
@@ -203,10 +218,10 @@ pub fn write_tables(
     };
     let write = |path: &str, rows: &FileRows<'_>| -> Result<u64> {
         let started = std::time::Instant::now();
-        let part = match rows {
-            FileRows::Whole(df) => Cow::Borrowed(*df),
-            FileRows::Rows(df, idx, p) => Cow::Owned(finish(df.take(idx)?, p)?),
-            FileRows::Empty(df, p) => Cow::Owned(finish(df.clear(), p)?),
+        let (part, coded) = match rows {
+            FileRows::Whole(df) => (Cow::Borrowed(*df), &[][..]),
+            FileRows::Rows(df, idx, p) => (Cow::Owned(finish(df.take(idx)?, p)?), p.coded),
+            FileRows::Empty(df, p) => (Cow::Owned(finish(df.clear(), p)?), p.coded),
         };
         let prepared = started.elapsed().as_secs_f64();
         // Gathered strings (the touch JSON, journeys' person ids) are compacted one row group
@@ -215,7 +230,7 @@ pub fn write_tables(
         // A failed upload surfaces in the encoder as an I/O error: the store's own error (which
         // names the object and its answer) is reported instead.
         let mut file = std::io::BufWriter::with_capacity(1 << 20, out.writer(path));
-        let encoded = encode_table(&part, ROW_GROUP_ROWS, &mut file);
+        let encoded = encode_table(&part, coded, ROW_GROUP_ROWS, &mut file);
         let upload_error = |w: &mut crate::storage::ObjectWriter, e: Error| {
             w.take_failure().map_or(e, Error::Storage)
         };

@@ -763,34 +763,53 @@ pub const JOURNEY_COLUMNS: [&str; 17] = [
 ];
 
 /// One day of `journeys` as published: `part` (rows of [`Tables::journeys`]) with the columns
-/// read again from the raw files by `raw`, in [`JOURNEY_COLUMNS`] order.
-pub fn journey_day(
-    part: DataFrame,
-    tables: &Tables,
-    raw: &crate::read::JourneyColumns<'_>,
-) -> Result<DataFrame> {
+/// read again from the raw files by `raw`, in [`JOURNEY_COLUMNS`] order. `event`, `person_id`,
+/// `user_id`, `anon_id` and `org_id` are codes there, written as the strings they point to
+/// ([`Tables::journey_coded`]): the encoder builds each row group's dictionary from the codes.
+pub fn journey_day(part: DataFrame, raw: &crate::read::JourneyColumns<'_>) -> Result<DataFrame> {
     let mut part = raw.complete(part)?;
-    // Codes to values: the events' names and ids, and each event's person and its user.
-    let codes = &tables.event_codes;
-    for (code, name, dict) in [
-        ("_event", "event", &codes.event),
-        ("_anon", "anon_id", &codes.anon),
-        ("_org", "org_id", &codes.org),
-        (PERSON_COL, "person_id", &tables.person_ids),
-        (PERSON_COL, "user_id", &tables.person_users),
+    for (code, name) in [
+        ("_event", "event"),
+        ("_anon", "anon_id"),
+        ("_org", "org_id"),
+        (PERSON_COL, "user_id"),
+        (PERSON_COL, "person_id"),
     ] {
-        let of: Vec<u32> = part
-            .column(code)?
-            .u32()?
-            .iter()
-            .map(|c| c.unwrap_or(NONE))
-            .collect();
-        part.with_column(Column::from(gather(dict, &of, name)?))?;
+        let codes = part.column(code)?.u32()?.clone().with_name(name.into());
+        part.with_column(codes.into_column())?;
     }
     Ok(part.select(JOURNEY_COLUMNS)?)
 }
 
 impl Tables {
+    /// The columns of [`journey_day`]'s frames that are codes, and what they point into.
+    pub fn journey_coded(&self) -> [crate::publish::Coded<'_>; 5] {
+        use crate::publish::Coded;
+        let codes = &self.event_codes;
+        [
+            Coded {
+                name: "event",
+                values: &codes.event,
+            },
+            Coded {
+                name: "anon_id",
+                values: &codes.anon,
+            },
+            Coded {
+                name: "org_id",
+                values: &codes.org,
+            },
+            Coded {
+                name: "person_id",
+                values: &self.person_ids,
+            },
+            Coded {
+                name: "user_id",
+                values: &self.person_users,
+            },
+        ]
+    }
+
     /// The reader of the columns of `journeys` not held in memory, for the events of
     /// `files` under `input`, set up for the days of [`Tables::journey_days`] (see
     /// [`journey_day`]).
