@@ -301,22 +301,35 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     }
     let (users, s) = read_users(lake, &mut quarantine)?;
     stats.insert("users".to_string(), s);
-    let (events, event_codes, event_details, event_files, s) =
-        read_events(lake, cfg, &orgs, memberships.as_ref(), &mut quarantine)?;
-    let conversions = conversion_events(
-        &events,
-        &event_codes,
-        event_details,
-        &cfg.events.conversions,
-    )?;
+    let checked = read_events(lake, cfg, &orgs, memberships.as_ref(), &mut quarantine)?;
+    // The events put in order beside the touches' read (which does not depend on the events).
+    // Not earlier: until their ids are encoded the events hold every column of every event,
+    // and the touches' read would add to that peak (3.8 GB at 10M events, against 2.6).
+    let mut touch_quarantine = Vec::new();
+    let (events, touches) = crate::parallel::join(
+        || -> Result<_> {
+            let (events, event_codes, event_details, event_files, s) = checked.in_order()?;
+            let conversions = conversion_events(
+                &events,
+                &event_codes,
+                event_details,
+                &cfg.events.conversions,
+            )?;
+            // The events' ids are not held after this: the conversions have theirs,
+            // `journeys` reads them again with its other columns, and identity reads again
+            // those of the events it names ([`event_ids`]). At 10M events they are about
+            // 330 MB.
+            let events = without(events, ["event_id"]);
+            crate::progress::release_memory();
+            Ok((events, event_codes, conversions, event_files, s))
+        },
+        || read_touches(lake, cfg, &mut touch_quarantine),
+    );
+    let (events, event_codes, conversions, event_files, s) = events?;
     stats.insert("events".to_string(), s);
-    // The events' ids are not held after this: the conversions have theirs, `journeys` reads
-    // them again with its other columns, and identity reads again those of the events it
-    // names ([`event_ids`]). At 10M events they are about 330 MB.
-    let events = without(events, ["event_id"]);
-    crate::progress::release_memory();
-    let (touches, touch_extra_keys, touch_files, s) = read_touches(lake, cfg, &mut quarantine)?;
+    let (touches, touch_extra_keys, touch_files, s) = touches?;
     stats.insert("touches".to_string(), s);
+    quarantine.extend(touch_quarantine);
 
     // In file and row order, however the reasons were found.
     let quarantine = if quarantine.is_empty() {
@@ -1165,13 +1178,27 @@ pub const JOURNEY_REREAD_COLS: [&str; 6] = [
     "session_id",
 ];
 
+/// The events after their rows are checked and their ids and names encoded (steps 0 to 7 of
+/// [`read_events`]): every row read, which ones are used, and what putting them in order
+/// ([`EventsChecked::in_order`]) needs.
+struct EventsChecked {
+    df: DataFrame,
+    codes: EventCodes,
+    used: BooleanChunked,
+    details: DataFrame,
+    files: Vec<(String, String)>,
+    renames: Vec<(String, &'static str)>,
+    st: SourceStats,
+    started: std::time::Instant,
+}
+
 fn read_events(
     lake: &Lake,
     cfg: &JobConfig,
     orgs: &[String],
     memberships: Option<&DataFrame>,
     q: &mut Vec<DataFrame>,
-) -> Result<(DataFrame, EventCodes, DataFrame, SourceFiles, SourceStats)> {
+) -> Result<EventsChecked> {
     let renames = event_renames(cfg);
     let conversions = Series::new("conv".into(), cfg.events.conversions.clone());
     let mut st = SourceStats {
@@ -1406,20 +1433,47 @@ fn read_events(
     // are then cut down to the values of the rows used.
     let (df, codes) = encode_events(df, &cfg.events.alias)?;
     log("ids and names encoded");
-    let rows: Vec<IdxSize> = used
-        .iter()
-        .enumerate()
-        .filter(|(_, u)| *u == Some(true))
-        .map(|(i, _)| i as IdxSize)
-        .collect();
-    let order = sorted_rows(&df, rows, &["ts", "seq", "event_id"])?;
-    let df = take_columnwise(df, &order)?;
-    let (df, codes) = codes.used_by(df)?;
-    log("sorted");
-    st.rows_used = df.height() as u64;
-    st.rows_read = st.files.iter().map(|f| f.rows).sum();
-    let event_files = SourceFiles { files, renames };
-    Ok((df, codes, event_details, event_files, st))
+    Ok(EventsChecked {
+        df,
+        codes,
+        used,
+        details: event_details,
+        files,
+        renames,
+        st,
+        started,
+    })
+}
+
+impl EventsChecked {
+    /// The end of step 7: the rows used in journey order, the dictionaries cut to their values.
+    fn in_order(self) -> Result<(DataFrame, EventCodes, DataFrame, SourceFiles, SourceStats)> {
+        let EventsChecked {
+            df,
+            codes,
+            used,
+            details: event_details,
+            files,
+            renames,
+            mut st,
+            started,
+        } = self;
+        let log = |step: &str| crate::step_done!(started, "events: {step}");
+        let rows: Vec<IdxSize> = used
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| *u == Some(true))
+            .map(|(i, _)| i as IdxSize)
+            .collect();
+        let order = sorted_rows(&df, rows, &["ts", "seq", "event_id"])?;
+        let df = take_columnwise(df, &order)?;
+        let (df, codes) = codes.used_by(df)?;
+        log("sorted");
+        st.rows_used = df.height() as u64;
+        st.rows_read = st.files.iter().map(|f| f.rows).sum();
+        let event_files = SourceFiles { files, renames };
+        Ok((df, codes, event_details, event_files, st))
+    }
 }
 
 /// The events' ids and names as codes ([`EVENT_CODE_COLS`]): the string columns are replaced
