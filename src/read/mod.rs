@@ -727,14 +727,28 @@ fn row_key_expr(with_event_id: bool) -> Expr {
 fn id_too_long(ids: &[&str]) -> Expr {
     ids.iter()
         .map(|c| {
-            col(*c)
-                .str()
-                .len_chars()
-                .gt(lit(MAX_ID_CHARS))
-                .fill_null(lit(false))
+            col(*c).map(
+                |c| Ok(more_chars_than(c.str()?, MAX_ID_CHARS as usize).into_column()),
+                |_, f| Ok(Field::new(f.name().clone(), DataType::Boolean)),
+            )
         })
         .reduce(Expr::or)
         .unwrap_or(lit(false))
+}
+
+/// Whether each value of `ca` has more than `max` characters (false for a null). A value of
+/// at most `max` bytes has at most `max` characters: only longer ones are read and counted
+/// (counting the characters of every id was about 7 % of reading the event files).
+fn more_chars_than(ca: &StringChunked, max: usize) -> BooleanChunked {
+    let values = ca.downcast_iter().flat_map(|arr| {
+        arr.views().iter().enumerate().map(move |(i, v)| {
+            v.length as usize > max
+                && polars_arrow::array::Array::is_valid(arr, i)
+                // SAFETY: `i` is below the array's length (an index of its views).
+                && unsafe { arr.value_unchecked(i) }.chars().count() > max
+        })
+    });
+    BooleanChunked::from_iter_values(ca.name().clone(), values)
 }
 
 /// Replace string values longer than [`MAX_VALUE_BYTES`] in the string columns of `df` other
@@ -1964,6 +1978,21 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// `more_chars_than` is polars' character count compared with the limit, nulls false.
+        #[test]
+        fn more_chars_than_counts_characters_not_bytes(
+            values in proptest::collection::vec(proptest::option::of("[aé€😀]{0,8}"), 0..40),
+            max in 0usize..8,
+        ) {
+            let ca = StringChunked::new("id".into(), &values);
+            let ours: Vec<bool> = more_chars_than(&ca, max).iter().map(|b| b == Some(true)).collect();
+            let theirs: Vec<bool> = values
+                .iter()
+                .map(|v| v.as_ref().is_some_and(|v| v.chars().count() > max))
+                .collect();
+            prop_assert_eq!(ours, theirs);
+        }
+
         /// `sorted_rows` gives the order of polars' stable multi-column sort (nulls first),
         /// over any subset of the rows: times with nulls and many ties, ties broken by an
         /// integer, then a string, then the row.

@@ -15,7 +15,6 @@
 //! Each rule is a regular expression applied by polars to whole columns; the same patterns are
 //! exposed as plain Rust functions ([`redact_text`], [`pseudonym`]) for single values and tests.
 
-use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use crate::error::Result;
@@ -74,35 +73,19 @@ const TEXT_RULES: [(&str, &str, bool); 5] = [
 /// match it. A column holding none of them skips the rule: the regex scan is the costly part.
 const TEXT_RULE_NEEDS: [&[&str]; 5] = [&["@"], &["@", "%40"], &["+", "%2B", "%2b"], &["="], &["@"]];
 
-/// Literals of which a personal id holds at least one (`@` or `%40` of an email, `+` of a phone).
-const ID_NEEDS: [&str; 3] = ["@", "%40", "+"];
-
-/// For each column of `cols`, whether any of its values contains each literal of `lits`.
-fn literals_present(df: &DataFrame, cols: &[&str], lits: &[&str]) -> Result<Vec<Vec<bool>>> {
-    let mut exprs = Vec::with_capacity(cols.len() * lits.len());
-    for (i, c) in cols.iter().enumerate() {
-        for (j, l) in lits.iter().enumerate() {
-            exprs.push(
-                col(*c)
-                    .str()
-                    .contains_literal(lit(*l))
-                    .any(true)
-                    .alias(format!("{i}_{j}")),
-            );
+/// Whether `v` holds a literal every personal id holds (`@` or `%40` of an email, `+` of a
+/// phone): one byte scan, and the regexes only for the values that pass it.
+fn may_be_personal_id(v: &str) -> bool {
+    let b = v.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memchr3(b'@', b'+', b'%', &b[from..]) {
+        let at = from + i;
+        if b[at] != b'%' || b[at + 1..].starts_with(b"40") {
+            return true;
         }
+        from = at + 1;
     }
-    let found = df.clone().lazy().select(exprs).collect()?;
-    let mut out = vec![vec![false; lits.len()]; cols.len()];
-    for (i, row) in out.iter_mut().enumerate() {
-        for (j, v) in row.iter_mut().enumerate() {
-            *v = found
-                .column(&format!("{i}_{j}"))?
-                .bool()?
-                .get(0)
-                .unwrap_or(false);
-        }
-    }
-    Ok(out)
+    false
 }
 
 static TEXT_REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
@@ -194,7 +177,8 @@ pub fn listed_name(name: &str) -> String {
 /// their [`pseudonym`]; values longer than `max_chars` are left for the caller to quarantine.
 /// Returns the frame and the number of values replaced.
 ///
-/// Matching is a column expression; hashes are computed once per distinct personal id.
+/// One pass over each column: only values holding `@`, `%40` or `+` are matched against the
+/// patterns, and hashes are computed once per distinct personal id.
 pub fn pseudonymize_ids(df: DataFrame, ids: &[&str], max_chars: u32) -> Result<(DataFrame, u64)> {
     let present: Vec<&str> = ids
         .iter()
@@ -208,105 +192,43 @@ pub fn pseudonymize_ids(df: DataFrame, ids: &[&str], max_chars: u32) -> Result<(
     if present.is_empty() || df.height() == 0 {
         return Ok((df, 0));
     }
-    // Columns without `@`, `%40` or `+` hold no personal id: no regex scan.
-    let lits = literals_present(&df, &present, &ID_NEEDS)?;
-    let present: Vec<&str> = present
-        .into_iter()
-        .zip(lits)
-        .filter(|(_, l)| l.iter().any(|&x| x))
-        .map(|(c, _)| c)
-        .collect();
-    if present.is_empty() {
-        return Ok((df, 0));
-    }
-    let personal = |c: &str| {
-        let t = col(c).str().strip_chars(lit(NULL));
-        t.clone()
-            .str()
-            .contains(lit(EMAIL_RE), false)
-            .or(t.clone().str().contains(lit(PHONE_ID_RE), false))
-            .and(t.str().len_chars().lt_eq(lit(max_chars)))
-            .fill_null(lit(false))
-    };
-    // Per column: how many personal ids, and which (distinct). Usually none.
-    let mut exprs = Vec::with_capacity(2 * present.len());
-    for c in &present {
-        exprs.push(
-            personal(c)
-                .cast(DataType::UInt64)
-                .sum()
-                .alias(format!("n_{c}")),
-        );
-        exprs.push(
-            col(*c)
-                .str()
-                .strip_chars(lit(NULL))
-                .filter(personal(c))
-                .unique()
-                .implode(false)
-                .alias(format!("v_{c}")),
-        );
-    }
-    let found = df.clone().lazy().select(exprs).collect()?;
-    let mut counts = Vec::with_capacity(present.len());
-    let mut distinct: BTreeSet<String> = BTreeSet::new();
-    for c in &present {
-        let n = found
-            .column(&format!("n_{c}"))?
-            .as_materialized_series()
-            .cast(&DataType::UInt64)?
-            .u64()?
-            .get(0)
-            .unwrap_or(0);
-        counts.push(n);
-        let list = found.column(&format!("v_{c}"))?.list()?.clone();
-        for s in list.amortized_iter().flatten() {
-            distinct.extend(s.as_ref().str()?.iter().flatten().map(str::to_string));
+    let max_chars = max_chars as usize;
+    let mut df = df;
+    let mut total = 0u64;
+    let mut hashes: std::collections::HashMap<String, String> = Default::default();
+    for c in present {
+        let ca = df.column(c)?.str()?.clone();
+        // The rows holding a personal id, and its pseudonym.
+        let mut found: Vec<(usize, String)> = Vec::new();
+        for (i, v) in ca.iter().enumerate() {
+            let Some(v) = v.filter(|v| may_be_personal_id(v)) else {
+                continue;
+            };
+            let t = v.trim();
+            if t.chars().count() <= max_chars && is_personal_id(t) {
+                let hash = hashes.entry(t.to_string()).or_insert_with(|| pseudonym(t));
+                found.push((i, hash.clone()));
+            }
         }
-    }
-    if distinct.is_empty() {
-        return Ok((df, 0));
-    }
-    let hashes: Vec<String> = distinct.iter().map(|v| pseudonym(v)).collect();
-    let keys: Vec<String> = distinct.into_iter().collect();
-    let dict = DataFrame::new(
-        keys.len(),
-        vec![
-            Column::new("_pid_key".into(), keys),
-            Column::new("_pid_hash".into(), hashes),
-        ],
-    )?;
-    let mut lf = df.lazy();
-    for (c, &n) in present.iter().zip(&counts) {
-        if n == 0 {
+        if found.is_empty() {
             continue;
         }
-        lf = lf
-            .with_column(
-                when(personal(c))
-                    .then(col(*c).str().strip_chars(lit(NULL)))
-                    .otherwise(lit(NULL).cast(DataType::String))
-                    .alias("_pid_key"),
-            )
-            .join(
-                dict.clone().lazy(),
-                [col("_pid_key")],
-                [col("_pid_key")],
-                JoinArgs {
-                    maintain_order: MaintainOrderJoin::Left,
-                    ..JoinArgs::new(JoinType::Left)
-                },
-            )
-            .with_column(
-                when(col("_pid_hash").is_not_null())
-                    .then(col("_pid_hash"))
-                    .otherwise(col(*c))
-                    .alias(*c),
-            )
-            .drop(cols(["_pid_key", "_pid_hash"]));
+        total += found.len() as u64;
+        let mut next = found.iter().peekable();
+        let replaced: StringChunked = ca
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match next.peek() {
+                Some((row, hash)) if *row == i => {
+                    next.next();
+                    Some(hash.as_str())
+                }
+                _ => v,
+            })
+            .collect();
+        df.replace(c, replaced.with_name(c.into()).into_column())?;
     }
-    let total = counts.iter().sum();
-    Ok((lf.collect()?, total))
+    Ok((df, total))
 }
 
 /// Redact (see [`redact_text`]) the string columns `text` of `df` with every rule and the
@@ -404,6 +326,61 @@ fn redact_value(v: &str, all_rules: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every personal id passes the byte scan, and `pseudonymize_ids` replaces exactly the
+        /// values a per-value check picks: trimmed, matched, at most `max` characters.
+        #[test]
+        fn pseudonymize_ids_replaces_exactly_the_personal_ids(
+            values in proptest::collection::vec(
+                proptest::option::weighted(
+                    0.9,
+                    "[ a.+%@40bé9]{0,4}(ann@ex\\.com|ann%40ex\\.com|\\+4915112345678|x)?[ 1]{0,2}",
+                ),
+                0..30,
+            ),
+            max in 5u32..30,
+        ) {
+            for v in values.iter().flatten() {
+                prop_assert!(!is_personal_id(v) || may_be_personal_id(v), "{v:?}");
+            }
+            let df = df! {
+                "user_id" => values.clone(),
+                "n" => (0..values.len() as i64).collect::<Vec<_>>(),
+            }
+            .unwrap();
+            let (out, n) = pseudonymize_ids(df, &["user_id", "missing"], max).unwrap();
+            let expected: Vec<Option<String>> = values
+                .iter()
+                .map(|v| {
+                    v.as_ref().map(|v| {
+                        let t = v.trim();
+                        if is_personal_id(t) && t.chars().count() <= max as usize {
+                            pseudonym(t)
+                        } else {
+                            v.clone()
+                        }
+                    })
+                })
+                .collect();
+            let changed = expected
+                .iter()
+                .zip(&values)
+                .filter(|(e, v)| e != v)
+                .count() as u64;
+            let got: Vec<Option<String>> = out
+                .column("user_id")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect();
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(n, changed);
+        }
+    }
 
     #[test]
     fn emails_phones_parameters_and_credentials_are_redacted() {
