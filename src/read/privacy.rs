@@ -214,21 +214,27 @@ pub fn pseudonymize_ids(df: DataFrame, ids: &[&str], max_chars: u32) -> Result<(
             continue;
         }
         total += found.len() as u64;
-        let mut next = found.iter().peekable();
-        let replaced: StringChunked = ca
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match next.peek() {
-                Some((row, hash)) if *row == i => {
-                    next.next();
-                    Some(hash.as_str())
-                }
-                _ => v,
-            })
-            .collect();
-        df.replace(c, replaced.with_name(c.into()).into_column())?;
+        df.replace(c, with_values_at(&ca, &found).into_column())?;
     }
     Ok((df, total))
+}
+
+/// `ca` with the value of row `i` replaced by `v` for each `(i, v)` of `changed` (rows
+/// ascending).
+fn with_values_at(ca: &StringChunked, changed: &[(usize, String)]) -> StringChunked {
+    let mut next = changed.iter().peekable();
+    let out: StringChunked = ca
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match next.peek() {
+            Some((row, new)) if *row == i => {
+                next.next();
+                Some(new.as_str())
+            }
+            _ => v,
+        })
+        .collect();
+    out.with_name(ca.name().clone())
 }
 
 /// Redact (see [`redact_text`]) the string columns `text` of `df` with every rule and the
@@ -270,22 +276,7 @@ pub fn redact_columns(
         if changed.is_empty() {
             return Ok(None);
         }
-        let mut next = changed.iter().peekable();
-        let out: StringChunked = ca
-            .iter()
-            .enumerate()
-            .map(|(i, v)| match next.peek() {
-                Some((j, new)) if *j == i => {
-                    next.next();
-                    Some(new.as_str())
-                }
-                _ => v,
-            })
-            .collect();
-        Ok(Some((
-            changed.len() as u64,
-            out.with_name(c.as_str().into()),
-        )))
+        Ok(Some((changed.len() as u64, with_values_at(ca, &changed))))
     })?;
     let mut total = 0u64;
     let mut df = df;
