@@ -1365,11 +1365,19 @@ fn read_events(
             (col("ts").is_null(), "missing_ts"),
             (ts_out_of_range(cfg), "ts_out_of_range"),
             (
-                // Blank: whitespace only (the same test as trimmed and empty, without
-                // allocating the trimmed values).
-                col("event")
-                    .is_null()
-                    .or(col("event").str().contains(lit(r"^\s*$"), true)),
+                // Blank: whitespace only (trimmed and empty, without allocating the trimmed
+                // values or running a regex over every name).
+                col("event").map(
+                    |c| {
+                        let blank: BooleanChunked = c
+                            .str()?
+                            .iter()
+                            .map(|v| v.is_none_or(|v| v.trim().is_empty()))
+                            .collect();
+                        Ok(blank.with_name(c.name().clone()).into_column())
+                    },
+                    |_, f| Ok(Field::new(f.name().clone(), DataType::Boolean)),
+                ),
                 "missing_event",
             ),
             (
