@@ -117,7 +117,7 @@ pub struct Coded<'a> {
 }
 
 /// `schema` with the columns of `coded` as the strings they show.
-pub fn shown_schema(schema: &Schema, coded: &[Coded<'_>]) -> Schema {
+fn shown_schema(schema: &Schema, coded: &[Coded<'_>]) -> Schema {
     schema
         .iter()
         .map(|(name, dtype)| {
