@@ -245,6 +245,23 @@ pub fn run_with(
         match_keys: &report::MatchKeys::of(&conversions),
         previous_persons,
     })?;
+    // What the run built is not needed any more: it is freed on a thread of its own while the
+    // run commits (freeing the conversions' and the exports' many small values took about
+    // 0.4 s at 10M events, on the run's last, single-threaded stage). A process that exits
+    // right after the run does not wait for it.
+    drop(files);
+    let built = (
+        conversions,
+        exports,
+        tables,
+        attribution,
+        ledger,
+        status,
+        quarantine,
+        report_persons,
+        report_users,
+    );
+    std::thread::spawn(move || drop(built));
     publish::write_report(output, date, html)?;
     publish::commit(output, date, &manifest)?;
     // Only a published run counts as exported.
