@@ -185,7 +185,6 @@ pub fn run_with(
     tables.touch_channels = polars::prelude::DataFrame::empty();
 
     progress.stage(5, "publish: tables and export files");
-    let status = exports.status_frame()?;
     // journeys: by person within each day (so a reader of one person skips most row groups),
     // with the columns not held in memory read again from the raw files, day by day.
     let reread = tables.journey_columns(input, &event_files)?;
@@ -201,18 +200,25 @@ pub fn run_with(
     files.extend([
         ("attribution", &attribution.attribution, None),
         ("attribution_summary", &attribution.summary, None),
-        ("export_status", &status, None),
         ("quarantine", &quarantine, None),
     ]);
-    // Beside the first writes (one core is mostly free while the journeys' days start): the
-    // ledger as it will be once this run is published (written after the commit).
-    let (stats, ledger_file) = crate::parallel::join(
+    // Beside the tables (each mostly one thread, and short): the ledger as it will be once
+    // this run is published (written after the commit), `export_status` and the export files.
+    let (stats, exported) = crate::parallel::join(
         || publish::write_tables(output, date, &files),
-        || publish::ledger_file(&ledger.updated(date, exports.exported())),
+        || -> Result<_> {
+            let ledger_file = publish::ledger_file(&ledger.updated(date, exports.exported()))?;
+            let status =
+                publish::write_table(output, date, "export_status", &exports.status_frame()?)?;
+            let export_stats =
+                publish::write_exports(output, date, &exports, conversions.len() as u64)?;
+            Ok((ledger_file, status, export_stats))
+        },
     );
-    let (stats, ledger_file) = (stats?, ledger_file?);
+    let stats = stats?;
+    let (ledger_file, status, export_stats) = exported?;
     outputs.extend(files.iter().map(|(name, _, _)| name.to_string()).zip(stats));
-    let export_stats = publish::write_exports(output, date, &exports, conversions.len() as u64)?;
+    outputs.insert("export_status".to_string(), status);
 
     progress.stage(6, "publish: report, manifest, _SUCCESS, latest");
     let manifest = Manifest {
@@ -256,7 +262,6 @@ pub fn run_with(
         tables,
         attribution,
         ledger,
-        status,
         quarantine,
         report_persons,
         report_users,
