@@ -86,6 +86,30 @@ enum Pages {
     Dictionary,
 }
 
+/// A column's choice after a row group of `rows` rows with `distinct` values (more than
+/// [`PLAIN_ABOVE`] of them distinct: plain). The first row group of [`DECIDING_ROWS`] or more
+/// decides; a column with a dictionary turns plain for the rest of the file once a row group
+/// is mostly distinct. Whether this row group is written plain.
+fn settle(pages: &mut Pages, rows: usize, distinct: usize) -> bool {
+    let mostly_distinct = rows > 0 && distinct as f64 / rows as f64 > PLAIN_ABOVE;
+    match *pages {
+        Pages::Polars if rows >= DECIDING_ROWS => {
+            *pages = if mostly_distinct {
+                Pages::Plain
+            } else {
+                Pages::Dictionary
+            };
+        }
+        Pages::Dictionary if mostly_distinct => *pages = Pages::Plain,
+        _ => {}
+    }
+    match *pages {
+        Pages::Plain => true,
+        Pages::Dictionary => false,
+        Pages::Polars => mostly_distinct,
+    }
+}
+
 /// Writes one Parquet file row group by row group ([`TableEncoder::write_group`]), then its
 /// footer ([`TableEncoder::finish`]).
 pub struct TableEncoder<W: Write> {
@@ -280,65 +304,53 @@ impl<W: Write> TableEncoder<W> {
                     codes.dtype()
                 ))
             })?;
-        // A code's key in this row group's dictionary: a map the size of the row group's
-        // distinct values (it stays in cache; one the size of the whole dictionary did not).
-        key_of.clear();
+        // The value a row shows (a null code, a code past the end or a null value: none).
         let nullable_values = values.null_count() > 0;
-        let value_of = |c: u32| -> Option<usize> {
+        let shown = |row: usize, c: u32| -> Option<usize> {
             let c = c as usize;
-            (c < values.len() && (!nullable_values || values.is_valid(c))).then_some(c)
+            (codes.is_valid(row) && c < values.len() && (!nullable_values || values.is_valid(c)))
+                .then_some(c)
         };
+        let rows = codes.len();
+        // A column that went plain is not mapped to keys again.
         let mut used: Vec<u32> = Vec::new();
-        let mut keys: Vec<u32> = Vec::with_capacity(codes.len());
-        let mut validity = MutableBitmap::with_capacity(codes.len());
-        // Rows come sorted by person: most codes repeat the one before.
-        let mut last: Option<(u32, u32)> = None;
-        for (i, &c) in codes.values().iter().enumerate() {
-            match value_of(c).filter(|_| codes.is_valid(i)) {
-                Some(c) => {
-                    let c = c as u32;
-                    let k = match last {
-                        Some((lc, lk)) if lc == c => lk,
-                        _ => {
-                            let next = used.len() as u32;
-                            let k = *key_of.entry(c).or_insert(next);
-                            if k == next {
-                                used.push(c);
-                            }
-                            last = Some((c, k));
-                            k
-                        }
-                    };
-                    keys.push(k);
-                    validity.push(true);
-                }
-                None => {
+        let mut keys: Vec<u32> = Vec::new();
+        let mut validity = MutableBitmap::new();
+        let plain = self.pages[i] == Pages::Plain || {
+            // A code's key in this row group's dictionary: a map the size of the row group's
+            // distinct values (it stays in cache; one the size of the whole dictionary did
+            // not). Rows come sorted by person: most codes repeat the one before.
+            key_of.clear();
+            keys.reserve(rows);
+            validity.reserve(rows);
+            let mut last: Option<(u32, u32)> = None;
+            for (row, &c) in codes.values().iter().enumerate() {
+                let Some(c) = shown(row, c).map(|c| c as u32) else {
                     keys.push(0);
                     validity.push(false);
-                }
+                    continue;
+                };
+                let k = match last {
+                    Some((lc, lk)) if lc == c => lk,
+                    _ => {
+                        let next = used.len() as u32;
+                        let k = *key_of.entry(c).or_insert(next);
+                        if k == next {
+                            used.push(c);
+                        }
+                        last = Some((c, k));
+                        k
+                    }
+                };
+                keys.push(k);
+                validity.push(true);
             }
-        }
-        let rows = codes.len();
-        let mostly_distinct = rows > 0 && used.len() as f64 / rows as f64 > PLAIN_ABOVE;
-        if self.pages[i] == Pages::Polars && rows >= DECIDING_ROWS {
-            self.pages[i] = if mostly_distinct {
-                Pages::Plain
-            } else {
-                Pages::Dictionary
-            };
-        } else if self.pages[i] == Pages::Dictionary && mostly_distinct {
-            self.pages[i] = Pages::Plain;
-        }
-        let plain = match self.pages[i] {
-            Pages::Plain => true,
-            Pages::Dictionary => false,
-            Pages::Polars => mostly_distinct,
+            settle(&mut self.pages[i], rows, used.len())
         };
         if plain {
             let mut strings = MutableBinaryViewArray::<str>::with_capacity(rows);
-            for (i, &c) in codes.values().iter().enumerate() {
-                let c = value_of(c).filter(|_| codes.is_valid(i));
-                strings.push(c.map(|c| values.value(c)));
+            for (row, &c) in codes.values().iter().enumerate() {
+                strings.push(shown(row, c).map(|c| values.value(c)));
             }
             let strings: Utf8ViewArray = strings.into();
             return Ok((strings.boxed(), Some(Encoding::Plain)));
@@ -367,11 +379,7 @@ impl<W: Write> TableEncoder<W> {
         }
         if self.pages[i] == Pages::Polars && array.len() >= DECIDING_ROWS {
             let distinct = polars_compute::cardinality::estimate_cardinality(array.as_ref());
-            self.pages[i] = if distinct as f64 / array.len() as f64 > PLAIN_ABOVE {
-                Pages::Plain
-            } else {
-                Pages::Dictionary
-            };
+            settle(&mut self.pages[i], array.len(), distinct);
         }
         match self.pages[i] {
             Pages::Polars => (array, None),
@@ -397,8 +405,7 @@ impl<W: Write> TableEncoder<W> {
                         .as_any()
                         .downcast_ref::<DictionaryArray<u32>>()
                         .map_or(0, |d| d.values().len());
-                    if distinct as f64 / array.len() as f64 > PLAIN_ABOVE {
-                        self.pages[i] = Pages::Plain;
+                    if settle(&mut self.pages[i], array.len(), distinct) {
                         return (array, Some(Encoding::Plain));
                     }
                     (d, Some(Encoding::RleDictionary))
@@ -417,8 +424,12 @@ mod tests {
 
     use super::*;
 
-    /// Whether each row group's chunk of `column` has a dictionary page.
-    fn dictionary_pages(file: &[u8], column: &str) -> Vec<bool> {
+    /// `f` of each row group's chunk of `column` (and the footer it was decoded from).
+    fn per_row_group<T>(
+        file: &[u8],
+        column: &str,
+        f: impl Fn(&polars_parquet::parquet::metadata::ColumnChunkMetadata, &[u8]) -> T,
+    ) -> Vec<T> {
         let meta = read_metadata(&mut Cursor::new(file)).unwrap();
         meta.row_groups
             .iter()
@@ -428,25 +439,21 @@ mod tests {
                     .iter()
                     .find(|c| c.descriptor().path_in_schema[0].as_str() == column)
                     .unwrap();
-                chunk.dictionary_page_offset().is_some()
+                f(chunk, &meta.footer_buf)
             })
             .collect()
     }
 
+    /// Whether each row group's chunk of `column` has a dictionary page.
+    fn dictionary_pages(file: &[u8], column: &str) -> Vec<bool> {
+        per_row_group(file, column, |c, _| c.dictionary_page_offset().is_some())
+    }
+
     /// Each row group's statistics of `column`, as text.
     fn statistics(file: &[u8], column: &str) -> Vec<String> {
-        let meta = read_metadata(&mut Cursor::new(file)).unwrap();
-        meta.row_groups
-            .iter()
-            .map(|rg| {
-                let chunk = rg
-                    .parquet_columns()
-                    .iter()
-                    .find(|c| c.descriptor().path_in_schema[0].as_str() == column)
-                    .unwrap();
-                format!("{:?}", chunk.statistics(&meta.footer_buf).unwrap().unwrap())
-            })
-            .collect()
+        per_row_group(file, column, |c, footer| {
+            format!("{:?}", c.statistics(footer).unwrap().unwrap())
+        })
     }
 
     /// `df` as the run writes a table (`publish::encode_table`).
