@@ -19,6 +19,26 @@ pub fn us(ts: &str) -> i64 {
         .timestamp_micros()
 }
 
+/// The end date of [`generated_lake`]s.
+pub const GEN_DATE: &str = "2026-11-21";
+
+/// A generated lake (hand-made stories and `persons` random people, ending on [`GEN_DATE`]),
+/// without its truth.
+pub fn generated_lake(persons: usize) -> TestLake {
+    let lake = TestLake::new();
+    let opts = lakestitch::gen::GenOptions {
+        persons,
+        days: 30,
+        seed: 11,
+        end_date: date(GEN_DATE),
+        stories: true,
+        visits_scale: 1,
+    };
+    pipeline::generate(lake.input().to_str().unwrap(), &opts).unwrap();
+    std::fs::remove_dir_all(lake.input().join("truth")).unwrap();
+    lake
+}
+
 pub fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }

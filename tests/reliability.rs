@@ -1083,24 +1083,6 @@ fn walk_dirs(dir: &Path) -> Vec<String> {
 
 // ---- determinism ----------------------------------------------------------------------------
 
-const GEN_DATE: &str = "2026-11-21";
-
-/// A generated lake (hand-made stories and `persons` random people) under `dir/lake`.
-fn generated_lake(persons: usize) -> TestLake {
-    let lake = TestLake::new();
-    let opts = lakestitch::gen::GenOptions {
-        persons,
-        days: 30,
-        seed: 11,
-        end_date: date(GEN_DATE),
-        stories: true,
-        visits_scale: 1,
-    };
-    pipeline::generate(lake.input().to_str().unwrap(), &opts).unwrap();
-    std::fs::remove_dir_all(lake.input().join("truth")).unwrap();
-    lake
-}
-
 /// Every published table of a run, each sorted by all of its columns (contents, not order).
 fn contents(out: &Path, run_date: &str) -> Vec<(String, DataFrame)> {
     let lake =

@@ -208,6 +208,26 @@ fn table_persons_counts_cookies_and_segments() {
 }
 
 #[test]
+fn table_persons_is_in_person_id_order_with_each_row_its_own_facts() {
+    let lake = generated_lake(60);
+    let run = lake.run(GEN_DATE);
+    let p = run.table("persons");
+    let ids = strings(&p, "person_id");
+    assert!(ids.len() >= 60, "{} persons", ids.len());
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+    // A person with a user is named by it: the columns were put in order together.
+    let users = strings(&p, "user_id");
+    assert!(users.iter().any(Option::is_some) && users.iter().any(Option::is_none));
+    for (id, user) in ids.iter().zip(&users) {
+        if user.is_some() {
+            assert_eq!(id, user);
+        }
+    }
+}
+
+#[test]
 fn table_anon_visitors_has_one_row_per_cookie() {
     let lake = story_lake();
     let run = lake.run(D);

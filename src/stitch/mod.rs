@@ -313,6 +313,12 @@ pub fn stitch_into(
 
     // Person ids and users, in person index order.
     let (person_ids, person_users) = person_columns(graph)?;
+    // The persons in person_id order (ties in person order): the order of `persons`, and of
+    // the persons within each day of `journeys`.
+    let person_order: Vec<u32> = person_ids
+        .arg_sort(SortOptions::default().with_maintain_order(true))
+        .into_no_null_iter()
+        .collect();
     stats.persons_with_first_touch = by_person.first.iter().filter(|&&r| r != NONE).count() as u64;
 
     // Four pieces of work (below) that share only read-only inputs: persons, identity_map,
@@ -320,58 +326,48 @@ pub fn stitch_into(
     // first purchase per person).
     let segs = &seg.segments;
     let persons_task = || -> Result<Built> {
+        // Built in the table's order: every column gathered once, never sorted afterwards (a
+        // sort would copy the whole table, touch JSON included).
+        let ps = &graph.persons;
+        let ordered =
+            |v: &[u32]| -> Vec<u32> { person_order.iter().map(|&p| v[p as usize]).collect() };
+        let first = ordered(&by_person.first);
+        let last = ordered(&by_person.last);
         let persons = DataFrame::new(
             n_persons,
             vec![
-                person_ids.clone().into(),
-                person_users.clone().into(),
+                gather(&person_ids, &person_order, "person_id")?.into(),
+                gather(&person_users, &person_order, "user_id")?.into(),
                 Column::new(
                     "anon_count".into(),
-                    graph
-                        .persons
-                        .iter()
-                        .map(|p| p.anon_count)
+                    (person_order.iter())
+                        .map(|&p| ps[p as usize].anon_count)
                         .collect::<Vec<_>>(),
                 ),
                 Column::new(
                     "segment_count".into(),
-                    graph
-                        .persons
-                        .iter()
-                        .map(|p| p.segment_count)
+                    (person_order.iter())
+                        .map(|&p| ps[p as usize].segment_count)
                         .collect::<Vec<_>>(),
                 ),
                 Column::new(
                     "conflict_count".into(),
-                    graph
-                        .persons
-                        .iter()
-                        .map(|p| p.conflict_count)
+                    (person_order.iter())
+                        .map(|&p| ps[p as usize].conflict_count)
                         .collect::<Vec<_>>(),
                 ),
                 Column::new(
                     "oversized".into(),
-                    graph
-                        .persons
-                        .iter()
-                        .map(|p| p.oversized)
+                    (person_order.iter())
+                        .map(|&p| ps[p as usize].oversized)
                         .collect::<Vec<_>>(),
                 ),
-                ts_series(
-                    "first_touch_at",
-                    by_person.first.iter().map(|&r| ts_of(r)).collect(),
-                )?
-                .into(),
-                ts_series(
-                    "last_touch_at",
-                    by_person.last.iter().map(|&r| ts_of(r)).collect(),
-                )?
-                .into(),
-                json_of(&by_person.first, "first_touch")?.into(),
-                json_of(&by_person.last, "last_touch")?.into(),
+                ts_series("first_touch_at", first.iter().map(|&r| ts_of(r)).collect())?.into(),
+                ts_series("last_touch_at", last.iter().map(|&r| ts_of(r)).collect())?.into(),
+                json_of(&first, "first_touch")?.into(),
+                json_of(&last, "last_touch")?.into(),
             ],
-        )?
-        .sort(["person_id"], SortMultipleOptions::default())?;
+        )?;
 
         log("persons");
         Ok(Built::Table(sink("persons", persons)?))
@@ -548,7 +544,14 @@ pub fn stitch_into(
             ])
             .collect()?;
         let mut journeys = journeys;
-        let day_rows = journey_days(ev_ts, &graph.event_person, &step, &person_ids, cfg)?;
+        let day_rows = journey_days(
+            ev_ts,
+            &graph.event_person,
+            &step,
+            &person_ids,
+            &person_order,
+            cfg,
+        )?;
         let ts_col = events.column("ts")?.cast(&DataType::Datetime(
             TimeUnit::Microseconds,
             Some(TimeZone::UTC),
@@ -847,13 +850,14 @@ const DAY_US: i64 = 86_400_000_000;
 /// `person_id` then `step` (what a reader of one person filters on).
 ///
 /// Sorted by integer keys: the day number, the rank of the person's `person_id` among all
-/// persons (computed once over the persons) and the step. Rows without a time go to the run
+/// persons (from `person_order`, the persons in `person_id` order) and the step. Rows without a time go to the run
 /// date's partition.
 fn journey_days(
     ts: &Int64Chunked,
     event_person: &[u32],
     step: &[u32],
     person_ids: &Series,
+    person_order: &[u32],
     cfg: &JobConfig,
 ) -> Result<Vec<DayRows>> {
     // Dense rank of person_id (equal ids share a rank; `step` then orders their rows).
@@ -861,10 +865,7 @@ fn journey_days(
     let mut rank = vec![0u32; ids.len()];
     let mut prev: Option<Option<&str>> = None;
     let mut r = 0u32;
-    for i in person_ids
-        .arg_sort(SortOptions::default())
-        .into_no_null_iter()
-    {
+    for &i in person_order {
         let id = ids.get(i as usize);
         if prev.is_some_and(|p| p != id) {
             r += 1;
