@@ -1470,31 +1470,25 @@ fn read_events(
 impl EventsChecked {
     /// The end of step 7: the rows used in journey order, the dictionaries cut to their values.
     fn in_order(self) -> Result<(DataFrame, EventCodes, DataFrame, SourceFiles, SourceStats)> {
-        let EventsChecked {
-            df,
-            codes,
-            used,
-            details: event_details,
-            files,
-            renames,
-            mut st,
-            started,
-        } = self;
+        let started = self.started;
         let log = |step: &str| crate::step_done!(started, "events: {step}");
-        let rows: Vec<IdxSize> = used
-            .iter()
+        let rows: Vec<IdxSize> = (self.used.iter())
             .enumerate()
             .filter(|(_, u)| *u == Some(true))
             .map(|(i, _)| i as IdxSize)
             .collect();
-        let order = sorted_rows(&df, rows, &["ts", "seq", "event_id"])?;
-        let df = take_columnwise(df, &order)?;
-        let (df, codes) = codes.used_by(df)?;
+        let order = sorted_rows(&self.df, rows, &["ts", "seq", "event_id"])?;
+        let df = take_columnwise(self.df, &order)?;
+        let (df, codes) = self.codes.used_by(df)?;
         log("sorted");
+        let mut st = self.st;
         st.rows_used = df.height() as u64;
         st.rows_read = st.files.iter().map(|f| f.rows).sum();
-        let event_files = SourceFiles { files, renames };
-        Ok((df, codes, event_details, event_files, st))
+        let files = SourceFiles {
+            files: self.files,
+            renames: self.renames,
+        };
+        Ok((df, codes, self.details, files, st))
     }
 }
 

@@ -851,8 +851,8 @@ const DAY_US: i64 = 86_400_000_000;
 /// `person_id` then `step` (what a reader of one person filters on).
 ///
 /// Sorted by integer keys: the day number, the rank of the person's `person_id` among all
-/// persons (from `person_order`, the persons in `person_id` order) and the step. Rows without a time go to the run
-/// date's partition.
+/// persons (from `person_order`, the persons in `person_id` order) and the step. Rows without
+/// a time go to the run date's partition.
 fn journey_days(
     ts: &Int64Chunked,
     event_person: &[u32],
