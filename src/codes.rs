@@ -37,11 +37,44 @@ pub fn encode(values: &Series, dict: &Series) -> Result<Vec<u32>> {
 }
 
 /// The [`dictionary`] of `columns` and the dense id of each of their values in it ([`NONE`]
-/// for null), in one hash pass: values are numbered as first seen, then renumbered in sorted
-/// order.
+/// for null), in one hash pass: values are numbered as first seen ([`number_columns`]), then
+/// renumbered in sorted order.
 pub fn encode_columns(columns: &[StringChunked]) -> Result<(Series, Vec<Vec<u32>>)> {
-    let mut seen: PlHashMap<&str, u32> = PlHashMap::default();
-    let mut distinct: Vec<&str> = Vec::new();
+    sorted(number_columns(columns, 0))
+}
+
+/// [`encode_columns`] over dictionaries of distinct values each (such as those of
+/// [`number_columns`] over parts of a column): the dictionary of all their values, and for
+/// each the map from its indexes to the merged dictionary's. Their lengths bound the number of
+/// distinct values, so the hash table is made that big at once.
+pub fn merge_dictionaries(dicts: &[StringChunked]) -> Result<(Series, Vec<Vec<u32>>)> {
+    let bound = dicts.iter().map(|d| d.len()).sum();
+    sorted(number_columns(dicts, bound))
+}
+
+/// Values numbered as first seen, and codes into them, renumbered in sorted order.
+fn sorted((first_seen, mut codes): (Series, Vec<Vec<u32>>)) -> Result<(Series, Vec<Vec<u32>>)> {
+    let order = first_seen.arg_sort(SortOptions::default());
+    let mut renumber = vec![0u32; first_seen.len()];
+    for (new, old) in order.into_no_null_iter().enumerate() {
+        renumber[old as usize] = new as u32;
+    }
+    for c in &mut codes {
+        for v in c.iter_mut().filter(|v| **v != NONE) {
+            *v = renumber[*v as usize];
+        }
+    }
+    let dict = first_seen.take(&order)?;
+    Ok((dict, codes))
+}
+
+/// The distinct non-null values of `columns` in the order first seen, and the index of each
+/// value in them ([`NONE`] for null): one hash pass, no sort, the hash table made for
+/// `capacity` values at first. Numbering parts of a column apart, then merging their
+/// dictionaries ([`merge_dictionaries`]), gives the codes of [`encode_columns`] over the whole.
+pub fn number_columns(columns: &[StringChunked], capacity: usize) -> (Series, Vec<Vec<u32>>) {
+    let mut seen: PlHashMap<&str, u32> = PlHashMap::with_capacity(capacity);
+    let mut distinct: Vec<&str> = Vec::with_capacity(capacity);
     let mut codes: Vec<Vec<u32>> = Vec::with_capacity(columns.len());
     for c in columns {
         let mut out = Vec::with_capacity(c.len());
@@ -57,19 +90,7 @@ pub fn encode_columns(columns: &[StringChunked]) -> Result<(Series, Vec<Vec<u32>
         codes.push(out);
     }
     drop(seen);
-    let first_seen = Series::new("id".into(), distinct);
-    let order = first_seen.arg_sort(SortOptions::default());
-    let mut renumber = vec![0u32; first_seen.len()];
-    for (new, old) in order.into_no_null_iter().enumerate() {
-        renumber[old as usize] = new as u32;
-    }
-    for c in &mut codes {
-        for v in c.iter_mut().filter(|v| **v != NONE) {
-            *v = renumber[*v as usize];
-        }
-    }
-    let dict = first_seen.take(&order)?;
-    Ok((dict, codes))
+    (Series::new("id".into(), distinct), codes)
 }
 
 /// `s[idx]` with [`NONE`] → null: the values of codes in their dictionary.
