@@ -93,6 +93,66 @@ pub fn number_columns(columns: &[StringChunked], capacity: usize) -> (Series, Ve
     (Series::new("id".into(), distinct), codes)
 }
 
+/// The sorted [`dictionary`] `dict` extended with the values of `columns` it lacks: the
+/// merged dictionary (sorted, distinct), each code of `dict` renumbered into it, and the codes
+/// of the columns' values ([`NONE`] for null). The same as [`encode_columns`] over `dict` and
+/// `columns`, but only the values `dict` lacks are sorted (then merged with it in one pass),
+/// and the values it has are only looked up.
+pub fn extend_dictionary(
+    dict: &StringChunked,
+    columns: &[StringChunked],
+) -> Result<(Series, Vec<u32>, Vec<Vec<u32>>)> {
+    use rayon::slice::ParallelSliceMut;
+    let old: Vec<&str> = dict.iter().map(|v| v.unwrap_or_default()).collect();
+    let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(old.len());
+    for (i, v) in old.iter().enumerate() {
+        index.insert(v, i as u32);
+    }
+    // A value `dict` lacks is numbered after its values, in the order first seen.
+    let mut added: Vec<&str> = Vec::new();
+    let mut codes: Vec<Vec<u32>> = Vec::with_capacity(columns.len());
+    for c in columns {
+        let mut out = Vec::with_capacity(c.len());
+        for v in c.iter() {
+            out.push(match v {
+                None => NONE,
+                Some(v) => *index.entry(v).or_insert_with(|| {
+                    added.push(v);
+                    (old.len() + added.len() - 1) as u32
+                }),
+            });
+        }
+        codes.push(out);
+    }
+    drop(index);
+    let mut order: Vec<u32> = (0..added.len() as u32).collect();
+    order.par_sort_unstable_by(|&a, &b| added[a as usize].cmp(added[b as usize]));
+    // The two sorted lists merged; `renumber` maps every first-seen number to its place.
+    let mut merged: Vec<&str> = Vec::with_capacity(old.len() + added.len());
+    let mut renumber = vec![0u32; old.len() + added.len()];
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < order.len() {
+        let from_old = j == order.len() || (i < old.len() && old[i] < added[order[j] as usize]);
+        if from_old {
+            renumber[i] = merged.len() as u32;
+            merged.push(old[i]);
+            i += 1;
+        } else {
+            let k = order[j] as usize;
+            renumber[old.len() + k] = merged.len() as u32;
+            merged.push(added[k]);
+            j += 1;
+        }
+    }
+    for c in &mut codes {
+        for v in c.iter_mut().filter(|v| **v != NONE) {
+            *v = renumber[*v as usize];
+        }
+    }
+    renumber.truncate(old.len());
+    Ok((Series::new("id".into(), merged), renumber, codes))
+}
+
 /// `s[idx]` with [`NONE`] → null: the values of codes in their dictionary.
 pub fn gather(s: &Series, idx: &[u32], name: &str) -> Result<Series> {
     let idx: IdxCa = idx
@@ -100,4 +160,38 @@ pub fn gather(s: &Series, idx: &[u32], name: &str) -> Result<Series> {
         .map(|&i| (i != NONE).then_some(i as IdxSize))
         .collect();
     Ok(s.take(&idx)?.with_name(name.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Extending the dictionary of `a` with `b` gives the dictionary and codes of encoding
+        /// `a` and `b` together: values in both, in either alone, nulls, multi-byte text.
+        #[test]
+        fn extend_dictionary_equals_encoding_both_together(
+            a in proptest::collection::vec(proptest::option::of("[a-dé]{0,3}"), 0..30),
+            b in proptest::collection::vec(proptest::option::of("[b-eé]{0,3}"), 0..30),
+        ) {
+            let a = StringChunked::new("a".into(), &a);
+            let b = StringChunked::new("b".into(), &b);
+            let (dict, mut a_codes) = encode_columns(std::slice::from_ref(&a)).unwrap();
+            let (merged, renumber, mut b_codes) =
+                extend_dictionary(dict.str().unwrap(), std::slice::from_ref(&b)).unwrap();
+            let (together, mut both) = encode_columns(&[a, b]).unwrap();
+            prop_assert!(merged.equals_missing(&together), "{merged:?} != {together:?}");
+            let b_together = both.pop().unwrap();
+            let a_together = both.pop().unwrap();
+            prop_assert_eq!(b_codes.pop().unwrap(), b_together);
+            let a_renumbered: Vec<u32> = a_codes
+                .pop()
+                .unwrap()
+                .into_iter()
+                .map(|c| if c == NONE { NONE } else { renumber[c as usize] })
+                .collect();
+            prop_assert_eq!(a_renumbered, a_together);
+        }
+    }
 }

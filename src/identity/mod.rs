@@ -13,7 +13,7 @@ pub mod union_find;
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::codes::encode_columns;
+use crate::codes::extend_dictionary;
 pub use crate::codes::{dictionary, encode};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
@@ -406,13 +406,13 @@ pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
 
     // The cookie dictionary: sorted distinct cookies of the events (read encoded them, with
     // the alias events' previous_id) and of the touches, so the smallest anon_id has the
-    // smallest dense id. The events' codes are renumbered into it.
-    let (anon_ids, mut anon_codes) = encode_columns(&[
-        codes.anon.str()?.clone(),
-        raw.touches.column("anon_id")?.str()?.clone(),
-    ])?;
-    let touch_anon = anon_codes.pop().unwrap_or_default();
-    let renumber = anon_codes.pop().unwrap_or_default();
+    // smallest dense id. The events' dictionary is extended with the touches' cookies it lacks
+    // (only those are sorted), and the events' codes are renumbered into it.
+    let (anon_ids, renumber, mut touch_codes) = extend_dictionary(
+        codes.anon.str()?,
+        &[raw.touches.column("anon_id")?.str()?.clone()],
+    )?;
+    let touch_anon = touch_codes.pop().unwrap_or_default();
     let recode = |name: &str| -> Result<Vec<u32>> {
         Ok(u32s(name)?
             .into_iter()
