@@ -59,13 +59,18 @@ fn sorted((first_seen, mut codes): (Series, Vec<Vec<u32>>)) -> Result<(Series, V
     for (new, old) in order.into_no_null_iter().enumerate() {
         renumber[old as usize] = new as u32;
     }
-    for c in &mut codes {
+    renumber_codes(&mut codes, &renumber);
+    let dict = first_seen.take(&order)?;
+    Ok((dict, codes))
+}
+
+/// Every code of `codes` (but [`NONE`]) replaced by its entry in `renumber`.
+fn renumber_codes(codes: &mut [Vec<u32>], renumber: &[u32]) {
+    for c in codes {
         for v in c.iter_mut().filter(|v| **v != NONE) {
             *v = renumber[*v as usize];
         }
     }
-    let dict = first_seen.take(&order)?;
-    Ok((dict, codes))
 }
 
 /// The distinct non-null values of `columns` in the order first seen, and the index of each
@@ -75,6 +80,18 @@ fn sorted((first_seen, mut codes): (Series, Vec<Vec<u32>>)) -> Result<(Series, V
 pub fn number_columns(columns: &[StringChunked], capacity: usize) -> (Series, Vec<Vec<u32>>) {
     let mut seen: PlHashMap<&str, u32> = PlHashMap::with_capacity(capacity);
     let mut distinct: Vec<&str> = Vec::with_capacity(capacity);
+    let codes = number_into(&mut seen, &mut distinct, columns);
+    drop(seen);
+    (Series::new("id".into(), distinct), codes)
+}
+
+/// The values of `columns` numbered: a value in `seen` keeps its number, a new one gets the
+/// next (its place in `distinct`, where it is added). [`NONE`] for null.
+fn number_into<'a>(
+    seen: &mut PlHashMap<&'a str, u32>,
+    distinct: &mut Vec<&'a str>,
+    columns: &'a [StringChunked],
+) -> Vec<Vec<u32>> {
     let mut codes: Vec<Vec<u32>> = Vec::with_capacity(columns.len());
     for c in columns {
         let mut out = Vec::with_capacity(c.len());
@@ -89,8 +106,7 @@ pub fn number_columns(columns: &[StringChunked], capacity: usize) -> (Series, Ve
         }
         codes.push(out);
     }
-    drop(seen);
-    (Series::new("id".into(), distinct), codes)
+    codes
 }
 
 /// The sorted [`dictionary`] `dict` extended with the values of `columns` it lacks: the
@@ -103,33 +119,21 @@ pub fn extend_dictionary(
     columns: &[StringChunked],
 ) -> Result<(Series, Vec<u32>, Vec<Vec<u32>>)> {
     use rayon::slice::ParallelSliceMut;
-    let old: Vec<&str> = dict.iter().map(|v| v.unwrap_or_default()).collect();
-    let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(old.len());
-    for (i, v) in old.iter().enumerate() {
+    // `dict`'s values keep their codes; a value it lacks is numbered after them, as first seen.
+    let mut distinct: Vec<&str> = dict.iter().map(|v| v.unwrap_or_default()).collect();
+    let n_old = distinct.len();
+    let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(n_old);
+    for (i, v) in distinct.iter().enumerate() {
         index.insert(v, i as u32);
     }
-    // A value `dict` lacks is numbered after its values, in the order first seen.
-    let mut added: Vec<&str> = Vec::new();
-    let mut codes: Vec<Vec<u32>> = Vec::with_capacity(columns.len());
-    for c in columns {
-        let mut out = Vec::with_capacity(c.len());
-        for v in c.iter() {
-            out.push(match v {
-                None => NONE,
-                Some(v) => *index.entry(v).or_insert_with(|| {
-                    added.push(v);
-                    (old.len() + added.len() - 1) as u32
-                }),
-            });
-        }
-        codes.push(out);
-    }
+    let mut codes = number_into(&mut index, &mut distinct, columns);
     drop(index);
+    let (old, added) = distinct.split_at(n_old);
     let mut order: Vec<u32> = (0..added.len() as u32).collect();
     order.par_sort_unstable_by(|&a, &b| added[a as usize].cmp(added[b as usize]));
     // The two sorted lists merged; `renumber` maps every first-seen number to its place.
-    let mut merged: Vec<&str> = Vec::with_capacity(old.len() + added.len());
-    let mut renumber = vec![0u32; old.len() + added.len()];
+    let mut merged: Vec<&str> = Vec::with_capacity(distinct.len());
+    let mut renumber = vec![0u32; distinct.len()];
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < order.len() {
         let from_old = j == order.len() || (i < old.len() && old[i] < added[order[j] as usize]);
@@ -144,11 +148,7 @@ pub fn extend_dictionary(
             j += 1;
         }
     }
-    for c in &mut codes {
-        for v in c.iter_mut().filter(|v| **v != NONE) {
-            *v = renumber[*v as usize];
-        }
-    }
+    renumber_codes(&mut codes, &renumber);
     renumber.truncate(old.len());
     Ok((Series::new("id".into(), merged), renumber, codes))
 }

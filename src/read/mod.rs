@@ -1389,11 +1389,11 @@ fn event_marks(
     // 3. Junk ids are null (§3.5); each row counts the ids it had that were cleaned away.
     let ids = ["anon_id", "user_id", "previous_id", "org_id"];
     let raw = |c: &str| format!("_raw_{c}");
-    let df = df
+    // Steps 3 to 5 are one lazy plan, collected once.
+    let plan = df
         .lazy()
         .with_columns(ids.map(|c| col(c).alias(raw(c))))
-        .with_columns(ids.map(clean_id))
-        .collect()?;
+        .with_columns(ids.map(clean_id));
     let cleaned = |c: &str| {
         col(raw(c))
             .is_not_null()
@@ -1405,30 +1405,24 @@ fn event_marks(
         .map(|c| cleaned(c))
         .reduce(|a, b| a + b)
         .expect("four ids");
-    let df = df
-        .lazy()
+    let plan = plan
         .with_column(junk.alias(JUNK_COL))
-        .drop(cols(ids.map(raw)))
-        .collect()?;
+        .drop(cols(ids.map(raw)));
 
     // 4. A user_id that is a known org id is the event's organization, not a user (§3.1).
     let is_org = col("user_id")
         .is_in(lit(orgs.clone()).implode(true), false)
         .fill_null(lit(false));
-    let df = df
-        .lazy()
-        .with_column(is_org.alias(IS_ORG_COL))
-        .with_columns([
-            when(col(IS_ORG_COL))
-                .then(col("user_id"))
-                .otherwise(col("org_id"))
-                .alias("org_id"),
-            when(col(IS_ORG_COL))
-                .then(lit(NULL).cast(DataType::String))
-                .otherwise(col("user_id"))
-                .alias("user_id"),
-        ])
-        .collect()?;
+    let plan = plan.with_column(is_org.alias(IS_ORG_COL)).with_columns([
+        when(col(IS_ORG_COL))
+            .then(col("user_id"))
+            .otherwise(col("org_id"))
+            .alias("org_id"),
+        when(col(IS_ORG_COL))
+            .then(lit(NULL).cast(DataType::String))
+            .otherwise(col("user_id"))
+            .alias("user_id"),
+    ]);
 
     // 5. The first reason, in the order of EVENT_REASONS, that a row cannot be used.
     let blank = col("event").map(
@@ -1455,7 +1449,7 @@ fn event_marks(
             .then(lit(i as u32 + 1))
             .otherwise(rest)
     });
-    let mut df = df.lazy().with_column(reason.alias(REASON_COL)).collect()?;
+    let mut df = plan.with_column(reason.alias(REASON_COL)).collect()?;
 
     // 6. An actor who is not a member of the event's org keeps no org (§3.1). Only rows with
     // both a user and an org are looked up.
@@ -2102,6 +2096,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The four dictionaries of `codes`: names, cookies, users, orgs.
+    fn dictionaries(codes: &EventCodes) -> [&Series; 4] {
+        [&codes.event, &codes.anon, &codes.user, &codes.org]
+    }
+
     /// An event's name, anon_id, previous_id, user_id and org_id.
     type EncodedRow = (
         &'static str,
@@ -2171,12 +2170,7 @@ mod tests {
             }
             let (together, codes) = encode_events(frame(&rows), "alias").unwrap();
             prop_assert!(apart.equals_missing(&together), "{apart:?} != {together:?}");
-            for (a, b) in [
-                (&merged.event, &codes.event),
-                (&merged.anon, &codes.anon),
-                (&merged.user, &codes.user),
-                (&merged.org, &codes.org),
-            ] {
+            for (a, b) in dictionaries(&merged).into_iter().zip(dictionaries(&codes)) {
                 prop_assert!(a.equals_missing(b), "{a:?} != {b:?}");
                 // Sorted and distinct: a code is an index into a sorted dictionary.
                 let values: Vec<&str> = a.str().unwrap().iter().flatten().collect();
@@ -2277,12 +2271,10 @@ mod tests {
         let (cut, codes) = codes.used_by(all.take(&idx).unwrap()).unwrap();
         let (alone, alone_codes) = encode_events(frame(&order), "alias").unwrap();
         assert_eq!(cut, alone);
-        for (a, b) in [
-            (&codes.event, &alone_codes.event),
-            (&codes.anon, &alone_codes.anon),
-            (&codes.user, &alone_codes.user),
-            (&codes.org, &alone_codes.org),
-        ] {
+        for (a, b) in dictionaries(&codes)
+            .into_iter()
+            .zip(dictionaries(&alone_codes))
+        {
             assert!(a.equals_missing(b), "{a:?} != {b:?}");
         }
         let anon: Vec<Option<&str>> = codes.anon.str().unwrap().iter().collect();
