@@ -283,10 +283,15 @@ fn conversion_events(
         maintain_order: MaintainOrderJoin::Left,
         ..JoinArgs::new(JoinType::Left)
     };
-    Ok(picked
-        .lazy()
-        .join(details.lazy(), key(), key(), left)
-        .collect()?)
+    // The conversions are a few rows of every event file: without their own strings they
+    // would hold every event's `event_id` (those of `events` are dropped after read) and the
+    // details of every file read, about 340 MB at 10M events, to the end of the run.
+    compact(
+        picked
+            .lazy()
+            .join(details.lazy(), key(), key(), left)
+            .collect()?,
+    )
 }
 
 /// Read the raw lake under `lake` for the run described by `cfg`.
@@ -443,15 +448,7 @@ pub fn take_compact_parts(df: DataFrame, idx: &IdxCa, parts: usize) -> Result<Ve
     for c in df.into_columns() {
         // The parts of one column side by side (one part: on this thread).
         let taken = crate::parallel::map(&ranges, 4, |_, range| -> Result<Column> {
-            let taken = c.as_materialized_series().take(range)?;
-            Ok(match taken.str() {
-                Ok(s) => s
-                    .iter()
-                    .collect::<StringChunked>()
-                    .with_name(s.name().clone())
-                    .into_column(),
-                Err(_) => taken.into_column(),
-            })
+            Ok(owned_strings(c.as_materialized_series().take(range)?))
         })?;
         for (columns, part) in out.iter_mut().zip(taken) {
             columns.push(part);
@@ -467,6 +464,31 @@ pub fn take_compact_parts(df: DataFrame, idx: &IdxCa, parts: usize) -> Result<Ve
         .zip(out)
         .map(|(range, columns)| Ok(DataFrame::new(range.len(), columns)?))
         .collect()
+}
+
+/// `column` with its strings copied into buffers of its own (other columns as they are): a
+/// string column gathered or filtered from another keeps every value of that column alive
+/// behind its views.
+fn owned_strings(column: Series) -> Column {
+    match column.str() {
+        Ok(s) => s
+            .iter()
+            .collect::<StringChunked>()
+            .with_name(s.name().clone())
+            .into_column(),
+        Err(_) => column.into_column(),
+    }
+}
+
+/// `df` with every string column in buffers of its own ([`owned_strings`]): for a frame of a
+/// few rows picked from big ones, which would otherwise hold the big ones' strings.
+fn compact(df: DataFrame) -> Result<DataFrame> {
+    let height = df.height();
+    let columns = (df.into_columns())
+        .into_iter()
+        .map(|c| owned_strings(c.take_materialized_series()))
+        .collect();
+    Ok(DataFrame::new(height, columns)?)
 }
 
 /// `rows` of `df` ordered by the columns `keys`, ascending, nulls first, ties in row order: the
