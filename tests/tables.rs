@@ -474,7 +474,7 @@ fn partitions_after_the_run_date_are_not_read() {
 
 /// The conversions are a few rows of every event file. Their strings are held in buffers of
 /// their own: a gather alone would keep every event's `event_id` and every file's details
-/// alive behind its views, from read to the end of the run (about 340 MB at 10M events).
+/// alive behind its views, from read to the end of the run (about 300 MB at 10M events).
 #[test]
 fn conversions_hold_only_their_own_strings() {
     let mut lake = TestLake::new();

@@ -285,7 +285,7 @@ fn conversion_events(
     };
     // The conversions are a few rows of every event file: without their own strings they
     // would hold every event's `event_id` (those of `events` are dropped after read) and the
-    // details of every file read, about 340 MB at 10M events, to the end of the run.
+    // details of every file read, about 300 MB at 10M events, to the end of the run.
     compact(
         picked
             .lazy()
