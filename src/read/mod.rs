@@ -220,9 +220,10 @@ impl EventCodes {
 #[derive(Debug, Clone)]
 pub struct RawLake {
     /// Used events, one row per `event_id`, sorted by `ts`, `seq` (nulls first), `event_id`.
-    /// Columns: `event_id` (cleaned), `ts` (Int64 microseconds UTC), `seq`, `_fidx` (the file,
-    /// an index into the events' `SourceStats::files`), `_row` (the row in that file), and the
-    /// ids and names as codes into [`RawLake::event_codes`] ([`EVENT_CODE_COLS`]).
+    /// Columns: `ts` (Int64 microseconds UTC), `seq`, `_fidx` (the file, an index into the
+    /// events' `SourceStats::files`), `_row` (the row in that file), and the ids and names as
+    /// codes into [`RawLake::event_codes`] ([`EVENT_CODE_COLS`]). `event_id` is not held: the
+    /// conversions have theirs, and the tables that show others read them again.
     pub events: DataFrame,
     /// The dictionaries of the events' code columns.
     pub event_codes: EventCodes,
@@ -495,7 +496,7 @@ fn compact(df: DataFrame) -> Result<DataFrame> {
 /// column's bytes of values only: not the 16-byte view of every row (null or not), nor the
 /// buffers behind the views, which a column picked by row shares with the whole column it came
 /// from. Here each buffer is counted once, however many columns or chunks share it.
-pub fn held_bytes(df: &DataFrame) -> usize {
+fn held_bytes(df: &DataFrame) -> usize {
     let mut seen = std::collections::HashSet::new();
     let mut total = 0;
     for c in df.columns() {
