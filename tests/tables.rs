@@ -525,3 +525,72 @@ fn conversions_hold_only_their_own_strings() {
     }
     assert!(strings >= 3, "event_id, event and the details are checked");
 }
+
+/// The touches' text is held as codes into one sorted dictionary per column, whatever file a
+/// value came from: read back, each touch has the values it was written with, in the touches'
+/// order (time, cookie, then content), an extra key that only one file has is null in the
+/// other's rows, and each distinct value is held once.
+#[test]
+fn touch_text_is_held_as_codes_and_reads_back_as_written() {
+    let mut lake = TestLake::new();
+    lake.touches(
+        "2026-11-19",
+        &[
+            touch("c1", "2026-11-19T10:00:00Z")
+                .utm("google", "cpc", "brand")
+                .extra("affiliate_id", "aff-7"),
+            touch("c2", "2026-11-19T09:00:00Z").landing("https://shop.example.com/a"),
+            touch("null", "2026-11-19T08:00:00Z"),
+        ],
+    );
+    lake.touches(
+        "2026-11-20",
+        &[
+            // The same time and cookie as the first: ordered by content (bing < google).
+            touch("c1", "2026-11-19T10:00:00Z").utm("bing", "cpc", "brand"),
+            touch("c3", "2026-11-20T07:00:00Z").gclid("g-1"),
+        ],
+    );
+    let cfg = lake.config("2026-11-21");
+    let input =
+        lakestitch::storage::Lake::open(cfg.input.as_str(), lakestitch::storage::Access::Read)
+            .unwrap();
+    let raw = lakestitch::read::read_lake(&input, &cfg).unwrap();
+    assert_eq!(raw.touch_extra_keys, vec!["affiliate_id".to_string()]);
+    for name in lakestitch::read::text_columns(&raw.touch_extra_keys) {
+        let dtype = raw.touches.column(&name).unwrap().dtype().clone();
+        assert_eq!(dtype, DataType::UInt32, "{name} is held as codes");
+    }
+    let st = &raw.stats["touches"];
+    assert_eq!((st.rows_read, st.rows_used, st.junk_ids), (5, 4, 1));
+    assert_eq!(st.quarantined_by_reason.get("no_identity"), Some(&1));
+
+    let df = raw.touch_text.decode(&raw.touches, None).unwrap();
+    let values = |c: &str| -> Vec<Option<String>> {
+        let s = df.column(c).unwrap().str().unwrap().clone();
+        s.iter().map(|v| v.map(str::to_string)).collect()
+    };
+    let some = |v: &[Option<&str>]| -> Vec<Option<String>> {
+        v.iter().map(|v| v.map(str::to_string)).collect()
+    };
+    assert_eq!(
+        values("anon_id"),
+        some(&[Some("c2"), Some("c1"), Some("c1"), Some("c3")])
+    );
+    assert_eq!(
+        values("utm_source"),
+        some(&[None, Some("bing"), Some("google"), None])
+    );
+    assert_eq!(
+        values("affiliate_id"),
+        some(&[None, None, Some("aff-7"), None])
+    );
+    assert_eq!(values("gclid"), some(&[None, None, None, Some("g-1")]));
+    let home = Some("https://www.example.com/");
+    assert_eq!(
+        values("landing_url"),
+        some(&[Some("https://shop.example.com/a"), home, home, home])
+    );
+    let landing = raw.touch_text.dictionary("landing_url").unwrap();
+    assert_eq!(landing.len(), 2, "each distinct landing page held once");
+}

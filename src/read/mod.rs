@@ -9,8 +9,10 @@
 mod journeys;
 pub mod privacy;
 pub mod schema;
+mod touches;
 
 pub use journeys::{event_ids, touch_columns, JourneyColumns, SourceFiles};
+pub use touches::{text_columns, TouchText};
 
 use std::collections::BTreeMap;
 
@@ -231,8 +233,13 @@ pub struct RawLake {
     /// [`EVENT_DETAIL_COLS`]. Columns: `_i` (the row in `events`), `event_id`, `event`, `ts`,
     /// `_fidx`, `_row`, then the details.
     pub conversions: DataFrame,
-    /// Used touches, sorted by `ts`, `anon_id` and content. Same conventions.
+    /// Used touches, sorted by `ts`, `anon_id` and content. Columns: `ts`, `anon_id`, `_fidx`
+    /// (an index into [`RawLake::touch_files`]), `_row`, and the text columns
+    /// ([`text_columns`]) as codes into [`RawLake::touch_text`]. [`TOUCH_REREAD_COLS`] are not
+    /// held.
     pub touches: DataFrame,
+    /// The dictionaries of the touches' text columns.
+    pub touch_text: TouchText,
     /// Touch columns that are attribution keys no one has invented yet.
     pub touch_extra_keys: Vec<String>,
     /// Users snapshot, one row per `user_id` (possibly empty).
@@ -330,11 +337,11 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
             crate::progress::release_memory();
             Ok((events, event_codes, conversions, event_files, s))
         },
-        || read_touches(lake, cfg, &mut touch_quarantine),
+        || touches::read_touches(lake, cfg, &mut touch_quarantine),
     );
     let (events, event_codes, conversions, event_files, s) = events?;
     stats.insert("events".to_string(), s);
-    let (touches, touch_extra_keys, touch_files, s) = touches?;
+    let (touches, touch_text, touch_extra_keys, touch_files, s) = touches?;
     stats.insert("touches".to_string(), s);
     quarantine.extend(touch_quarantine);
 
@@ -355,7 +362,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
     tracing::debug!(
         events_mb = mb(&events),
         conversions_mb = mb(&conversions),
-        touches_mb = mb(&touches),
+        touches_mb = mb(&touches) + touch_text.held_bytes() / (1 << 20),
         quarantine_mb = mb(&quarantine),
         "read: frames in memory"
     );
@@ -364,6 +371,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
         event_codes,
         conversions,
         touches,
+        touch_text,
         touch_extra_keys,
         users,
         quarantine,
@@ -434,14 +442,7 @@ pub fn take_compact(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
 /// [`take_compact`] into `parts` frames of consecutive rows of `idx` (about equal, in order),
 /// each with buffers of its own, so that each can be freed on its own once used.
 pub fn take_compact_parts(df: DataFrame, idx: &IdxCa, parts: usize) -> Result<Vec<DataFrame>> {
-    let mut ranges: Vec<IdxCa> = crate::parallel::slices(idx.len(), parts)
-        .into_iter()
-        .map(|r| idx.slice(r.start as i64, r.len()))
-        .collect();
-    if ranges.is_empty() {
-        // No rows: one empty frame with the columns.
-        ranges.push(idx.clone());
-    }
+    let ranges = idx_parts(idx, parts);
     let mut out: Vec<Vec<Column>> = ranges
         .iter()
         .map(|_| Vec::with_capacity(df.width()))
@@ -465,6 +466,19 @@ pub fn take_compact_parts(df: DataFrame, idx: &IdxCa, parts: usize) -> Result<Ve
         .zip(out)
         .map(|(range, columns)| Ok(DataFrame::new(range.len(), columns)?))
         .collect()
+}
+
+/// `idx` in `parts` runs of consecutive entries (about equal, in order); one empty run when
+/// `idx` is empty, so that a frame taken per run still has its columns.
+pub fn idx_parts(idx: &IdxCa, parts: usize) -> Vec<IdxCa> {
+    let mut ranges: Vec<IdxCa> = crate::parallel::slices(idx.len(), parts)
+        .into_iter()
+        .map(|r| idx.slice(r.start as i64, r.len()))
+        .collect();
+    if ranges.is_empty() {
+        ranges.push(idx.clone());
+    }
+    ranges
 }
 
 /// `column` with its strings copied into buffers of its own (other columns as they are): a
@@ -2002,142 +2016,6 @@ fn keep_first_copies(
         }
     }
     Ok((keep, n_dropped, n_differs))
-}
-
-fn read_touches(
-    lake: &Lake,
-    cfg: &JobConfig,
-    q: &mut Vec<DataFrame>,
-) -> Result<(DataFrame, Vec<String>, SourceFiles, SourceStats)> {
-    let started = std::time::Instant::now();
-    let (df, files, listing) =
-        read_source(lake, "touches", schema::TOUCHES, Some(cfg.date), true, &[])?;
-    // One chunk per column (see read_events): the steps below would otherwise each copy the
-    // files' chunks together again.
-    let df = rechunked(df)?;
-    crate::step_done!(started, "touches: files read");
-    let mut st = SourceStats {
-        rows_read: df.height() as u64,
-        files,
-        ..Default::default()
-    };
-    let bookkeeping = [FILE_COL, DT_COL, ROW_COL];
-    let unnamed: Vec<String> = df
-        .get_column_names()
-        .into_iter()
-        .map(|n| n.to_string())
-        .filter(|n| {
-            !schema::TOUCHES.iter().any(|c| c.name == n) && !bookkeeping.contains(&n.as_str())
-        })
-        .collect();
-    // A column named like personal data is never an attribution key: it is dropped unread.
-    let mut pii: Vec<String> = unnamed
-        .iter()
-        .filter(|n| privacy::is_pii_column(n))
-        .cloned()
-        .collect();
-    pii.sort();
-    let mut extra: Vec<String> = unnamed
-        .into_iter()
-        .filter(|n| !cfg.touches.ignore_columns.contains(n) && !pii.contains(n))
-        .collect();
-    extra.sort();
-    let ignored: Vec<String> = cfg
-        .touches
-        .ignore_columns
-        .iter()
-        .filter(|c| {
-            df.get_column_names()
-                .iter()
-                .any(|n| n.as_str() == c.as_str())
-        })
-        .cloned()
-        .chain(pii.iter().cloned())
-        .collect();
-    let df = without(df, ignored);
-    st.pii_columns_ignored = Some(pii.iter().map(|n| privacy::listed_name(n)).collect());
-    let (df, pseudonymized) = privacy::pseudonymize_ids(df, &["anon_id"], MAX_ID_CHARS)?;
-    st.ids_pseudonymized = pseudonymized;
-
-    let df = quarantine_where(
-        df,
-        id_too_long(&["anon_id"]),
-        "touches",
-        "id_too_long",
-        false,
-        q,
-        &mut st,
-    )?;
-    let (df, long_values) = null_values_too_long(df, &["anon_id"])?;
-    st.values_too_long = Some(long_values);
-    // Emails, phone numbers, personal query parameters and URL credentials become `[redacted]`:
-    // every rule on free text (utm values, URLs, extra keys), the email rule on opaque values.
-    let (text, opaque) = touch_redaction(&extra);
-    let (df, redacted) = privacy::redact_columns(df, &text, &opaque)?;
-    st.values_redacted = Some(redacted);
-    crate::step_done!(started, "touches: redacted");
-    let df = df
-        .lazy()
-        .with_column(col("anon_id").alias("_raw_anon"))
-        .with_column(clean_id("anon_id"))
-        .collect()?;
-    st.junk_ids = junk_count(&df, &[("_raw_anon", "anon_id")])?;
-    let df = without(df, ["_raw_anon"]);
-    // Quarantined rows are left out of the one gather below (no filtered copy of the frame).
-    let flagged = quarantine_flags(
-        &df,
-        &[
-            (col("ts").is_null(), "missing_ts"),
-            (ts_out_of_range(cfg), "ts_out_of_range"),
-            (col("anon_id").is_null(), "no_identity"),
-        ],
-        None,
-        "touches",
-        false,
-        q,
-        &mut st,
-    )?;
-
-    crate::step_done!(started, "touches: quarantined");
-    // Each row's file as its number in the listing, which is in path order (so the rows sort
-    // the same): the path and partition strings took about 75 bytes a touch.
-    let number: std::collections::HashMap<&str, u32> = (st.files.iter().enumerate())
-        .map(|(i, f)| (f.path.as_str(), i as u32))
-        .collect();
-    let fidx: Vec<u32> = (df.column(FILE_COL)?.str()?.iter())
-        .map(|p| p.and_then(|p| number.get(p).copied()).unwrap_or(NONE))
-        .collect();
-    drop(number);
-    let mut df = without(df, [FILE_COL, DT_COL]);
-    df.with_column(Column::new(FIDX_COL.into(), fidx))?;
-    let mut order = vec!["ts", "anon_id"];
-    order.extend([
-        "gclid",
-        "fbclid",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "landing_url",
-        "referrer",
-    ]);
-    order.extend([FIDX_COL, ROW_COL]);
-    let rows: Vec<IdxSize> = match &flagged {
-        Some(f) => f
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| *f != Some(true))
-            .map(|(i, _)| i as IdxSize)
-            .collect(),
-        None => (0..df.height() as IdxSize).collect(),
-    };
-    let sorted = sorted_rows(&df, rows, &order)?;
-    // What only the touch JSON and the exports show is not held (they read it again for the
-    // touches they show), now that the rows are in order.
-    let df = without(df, TOUCH_REREAD_COLS);
-    let df = take_columnwise(df, &sorted)?;
-    crate::step_done!(started, "touches: sorted");
-    st.rows_used = df.height() as u64;
-    Ok((df, extra, listing, st))
 }
 
 #[cfg(test)]

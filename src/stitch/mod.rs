@@ -132,11 +132,40 @@ pub struct TouchFacts {
     pub channels: DataFrame,
 }
 
+/// Touches classified at a time (their text looked up from codes for these only).
+const FACT_PART_ROWS: usize = 1 << 18;
+
 /// Which touches count, and their channels.
 pub fn touch_facts(raw: &RawLake) -> Result<TouchFacts> {
     let started = std::time::Instant::now();
-    let counts = touches::counting(&raw.touches, &raw.touch_extra_keys)?;
-    let channels = classify_touches(&raw.touches, &raw.touch_extra_keys)?;
+    // The touches' text is held as codes: their values are looked up a part at a time, so
+    // that the views of every touch's text are never held at once.
+    let mut counts = BooleanChunked::full_null("counts".into(), 0);
+    let mut channels: Option<DataFrame> = None;
+    let parts = raw.touches.height().div_ceil(FACT_PART_ROWS);
+    for range in crate::parallel::slices(raw.touches.height(), parts) {
+        let part =
+            (raw.touch_text).decode(&raw.touches.slice(range.start as i64, range.len()), None)?;
+        counts.append(&touches::counting(&part, &raw.touch_extra_keys)?)?;
+        let classified = classify_touches(&part, &raw.touch_extra_keys)?;
+        match channels.as_mut() {
+            Some(c) => {
+                c.vstack_mut(&classified)?;
+            }
+            None => channels = Some(classified),
+        }
+    }
+    let channels = match channels {
+        Some(mut c) => {
+            c.rechunk_mut();
+            c
+        }
+        None => classify_touches(
+            &raw.touch_text.decode(&raw.touches, None)?,
+            &raw.touch_extra_keys,
+        )?,
+    };
+    counts.rechunk_mut();
     crate::step_done!(started, "stitch: touches counted and classified");
     Ok(TouchFacts { counts, channels })
 }
@@ -160,11 +189,11 @@ pub struct TouchPicks {
 /// earliest and the last seen the latest) and render them as JSON.
 ///
 /// The touches' columns are not read after this: `raw.touches` is left with `ts` (and where
-/// each touch was read, for the exports to read theirs again). The
-/// rows the tables show (about half of them) are copied out first, one column at a time, each
-/// full column freed once copied, in [`touches::JSON_PARTS`] parts; the columns not held for
-/// every touch are read again for them (`again`). Each part is freed once its JSON is
-/// rendered, so the JSON grows as the copies shrink.
+/// each touch was read, for the exports to read theirs again) and the dictionaries of their
+/// text are freed. The rows the tables show (about half of them) are rendered in
+/// [`touches::JSON_PARTS`] parts: the columns not held for every touch are read again for them
+/// first (`again`), and each part's text is looked up from its codes only when the part's turn
+/// comes, and freed once its JSON is rendered.
 pub fn pick_touches(
     raw: &mut RawLake,
     graph: &IdentityGraph,
@@ -201,24 +230,39 @@ pub fn pick_touches(
     // (views into one buffer: up to four tables show one touch, and the text is the biggest
     // part of them). `publish` writes such columns compacted, one table at a time.
     let all = std::mem::take(&mut raw.touches);
+    let text = std::mem::take(&mut raw.touch_text);
     raw.touches = all.select(["ts", crate::read::FIDX_COL, crate::read::schema::ROW_COL])?;
     let rows = IdxCa::from_slice("rows".into(), &wanted);
     let at = all
         .select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?
         .take(&rows)?;
-    let mut shown = crate::read::take_compact_parts(all, &rows, touches::JSON_PARTS)?;
-    // The columns not held for every touch, read again for these once the others are freed,
-    // and copied into parts the same way.
+    // The columns not held for every touch, read again for these (one pass over the files)
+    // and copied into parts.
     let read_again = again(&at, &crate::read::TOUCH_REREAD_COLS)?;
     drop(at);
     let in_order = IdxCa::from_vec("rows".into(), (0..wanted.len() as IdxSize).collect());
-    let again_parts = crate::read::take_compact_parts(read_again, &in_order, touches::JSON_PARTS)?;
-    for (part, more) in shown.iter_mut().zip(again_parts) {
+    let again_parts: Vec<std::sync::Mutex<Option<DataFrame>>> =
+        crate::read::take_compact_parts(read_again, &in_order, touches::JSON_PARTS)?
+            .into_iter()
+            .map(|p| std::sync::Mutex::new(Some(p)))
+            .collect();
+    // Each part's text is looked up in the dictionaries (views into them, no copy) when its
+    // turn to be rendered comes: only the parts being rendered are held as text.
+    let row_parts = crate::read::idx_parts(&rows, touches::JSON_PARTS);
+    let json = touches::to_json_made(row_parts.len(), &raw.touch_extra_keys, |i| {
+        let mut part = text.decode(&all, Some(&row_parts[i]))?;
+        let more = again_parts[i]
+            .lock()
+            .map_err(|_| Error::Internal("a touch JSON thread panicked".into()))?
+            .take()
+            .unwrap_or_default();
         for c in more.into_columns() {
             part.with_column(c)?;
         }
-    }
-    let json = touches::to_json_parts(shown, &raw.touch_extra_keys)?.into_series();
+        Ok(part)
+    })?
+    .into_series();
+    drop((all, text));
     crate::step_done!(started, "stitch: touch JSON");
     Ok(TouchPicks {
         by_person,

@@ -124,8 +124,8 @@ pub fn to_json(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChunk
     to_json_parts(parts, extra_keys)
 }
 
-/// Parts of the touches rendered at once by [`to_json`]; the pipeline copies the touches it
-/// shows into as many parts ([`crate::read::take_compact_parts`]).
+/// Parts of the touches rendered at once by [`to_json`]; the pipeline renders the touches it
+/// shows in as many parts ([`to_json_made`]).
 pub const JSON_PARTS: usize = 8;
 
 /// [`to_json`] of the rows of `parts`, one after another, rendered side by side (one loop per
@@ -135,12 +135,25 @@ pub const JSON_PARTS: usize = 8;
 pub fn to_json_parts(parts: Vec<DataFrame>, extra_keys: &[String]) -> Result<StringChunked> {
     let parts: Vec<Mutex<Option<DataFrame>>> =
         parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
-    let rendered = crate::parallel::map(&parts, 4, |_, part| {
-        let part = part
+    to_json_made(parts.len(), extra_keys, |i| {
+        Ok(parts[i]
             .lock()
             .map_err(|_| Error::Internal("a touch JSON thread panicked".into()))?
             .take()
-            .unwrap_or_default();
+            .unwrap_or_default())
+    })
+}
+
+/// [`to_json_parts`] of `n` parts made one at a time by `make` (part `i` when its turn
+/// comes), so that only the parts being rendered are held.
+pub fn to_json_made(
+    n: usize,
+    extra_keys: &[String],
+    make: impl Fn(usize) -> Result<DataFrame> + Sync,
+) -> Result<StringChunked> {
+    let indexes: Vec<usize> = (0..n).collect();
+    let rendered = crate::parallel::map(&indexes, 4, |_, &i| {
+        let part = make(i)?;
         let json = to_json_part(&part, extra_keys);
         drop(part);
         crate::progress::release_memory();
