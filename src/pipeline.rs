@@ -182,7 +182,7 @@ pub fn run_with(
     drop((events, touches, users));
     let identity_stats = graph.stats.clone();
     drop(graph);
-    tables.touch_channels = polars::prelude::DataFrame::empty();
+    tables.touch_channels = Default::default();
 
     progress.stage(5, "publish: tables and export files");
     // journeys: by person within each day (so a reader of one person skips most row groups),

@@ -40,6 +40,7 @@ use std::sync::OnceLock;
 
 use polars::prelude::*;
 
+use crate::codes::NONE;
 use crate::error::{Error, Result};
 use crate::stitch::gather;
 use crate::stitch::touches::registrable_domain;
@@ -530,13 +531,78 @@ pub fn ga4_channel(
     }
 }
 
+/// The classification of every touch: each touch's class, an index into the distinct
+/// classes' `channel`, `source`, `medium` and `campaign`. A touch holds 4 bytes; four string
+/// columns held 64 bytes of views per touch (about 200 MB at 10M events), from identity to the
+/// end of attribution.
+#[derive(Debug, Clone, Default)]
+pub struct TouchChannels {
+    /// One row per distinct class: String columns `channel` (never null), `source`, `medium`,
+    /// `campaign`.
+    pub classes: DataFrame,
+    /// Each touch's row in `classes`.
+    pub of_touch: Vec<u32>,
+}
+
+impl TouchChannels {
+    /// Number of touches classified.
+    pub fn len(&self) -> usize {
+        self.of_touch.len()
+    }
+
+    /// Whether no touch is classified.
+    pub fn is_empty(&self) -> bool {
+        self.of_touch.is_empty()
+    }
+
+    /// Column `name` (`channel`, `source`, `medium` or `campaign`) of the classes, and the
+    /// touch rows' classes: touch `r`'s value is `column.get(of_touch[r])`.
+    pub fn class_column(&self, name: &str) -> Result<&StringChunked> {
+        Ok(self.classes.column(name)?.str()?)
+    }
+
+    /// The classification of touches `rows`, in their order: columns `channel`, `source`,
+    /// `medium`, `campaign`; a row of [`NONE`](crate::identity::union_find::NONE) gives nulls.
+    pub fn rows(&self, rows: &[u32]) -> Result<DataFrame> {
+        let at: Vec<u32> = rows
+            .iter()
+            .map(|&r| self.of_touch.get(r as usize).copied().unwrap_or(NONE))
+            .collect();
+        let columns = ["channel", "source", "medium", "campaign"]
+            .into_iter()
+            .map(|name| {
+                let s = self.classes.column(name)?.as_materialized_series();
+                Ok(gather(s, &at, name)?.into_column())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DataFrame::new(rows.len(), columns)?)
+    }
+
+    /// The classification of every touch, one row per touch ([`TouchChannels::rows`] of all).
+    pub fn frame(&self) -> Result<DataFrame> {
+        self.rows(&(0..self.len() as u32).collect::<Vec<_>>())
+    }
+
+    /// `other`'s touches added after these (its classes after these classes).
+    pub fn append(&mut self, other: TouchChannels) -> Result<()> {
+        if self.classes.width() == 0 {
+            *self = other;
+            return Ok(());
+        }
+        let offset = self.classes.height() as u32;
+        self.classes.vstack_mut(&other.classes)?;
+        self.of_touch
+            .extend(other.of_touch.into_iter().map(|c| c + offset));
+        Ok(())
+    }
+}
+
 /// Classify every touch of a touches frame (contract columns, optional ones may be missing;
-/// `extra_keys` are the unknown attribution-key columns). Returns a frame of the same height
-/// and row order with String columns `channel` (never null), `source`, `medium`, `campaign`.
+/// `extra_keys` are the unknown attribution-key columns), in the frame's row order.
 ///
 /// Every touch is classified, counting or not (a non-counting touch is `Direct`); distinct
 /// combinations of the deciding values are classified once.
-pub fn classify_touches(touches: &DataFrame, extra_keys: &[String]) -> Result<DataFrame> {
+pub fn classify_touches(touches: &DataFrame, extra_keys: &[String]) -> Result<TouchChannels> {
     let height = touches.height();
     let col = |name: &str| -> Result<Option<&StringChunked>> {
         match touches.column(name) {
@@ -603,23 +669,23 @@ pub fn classify_touches(touches: &DataFrame, extra_keys: &[String]) -> Result<Da
         });
         idx.push(k);
     }
-    // Each column gathered from the distinct classes' values: the touches' rows are views
-    // into those few values, not a copy of the text per touch (at 10M events the copies were
-    // about 270 MB, held from identity to the end of the exports).
-    let idx = IdxCa::from_vec("idx".into(), idx);
-    let column = |name: &str, f: fn(&Channel) -> Option<&str>| -> Result<Column> {
+    let column = |name: &str, f: fn(&Channel) -> Option<&str>| -> Column {
         let values: Vec<Option<&str>> = classes.iter().map(f).collect();
-        Ok(Series::new(name.into(), values).take(&idx)?.into_column())
+        Column::new(name.into(), values)
     };
-    Ok(DataFrame::new(
-        height,
+    let classes = DataFrame::new(
+        classes.len(),
         vec![
-            column("channel", |c| Some(c.channel))?,
-            column("source", |c| c.source.as_deref())?,
-            column("medium", |c| c.medium.as_deref())?,
-            column("campaign", |c| c.campaign.as_deref())?,
+            column("channel", |c| Some(c.channel)),
+            column("source", |c| c.source.as_deref()),
+            column("medium", |c| c.medium.as_deref()),
+            column("campaign", |c| c.campaign.as_deref()),
         ],
-    )?)
+    )?;
+    Ok(TouchChannels {
+        classes,
+        of_touch: idx,
+    })
 }
 
 /// Columns `<prefix>channel`, `<prefix>source`, `<prefix>medium`, `<prefix>campaign` holding
@@ -628,13 +694,20 @@ pub fn classify_touches(touches: &DataFrame, extra_keys: &[String]) -> Result<Da
 ///
 /// For `user_attribution`: `channel_columns(&classified, &first_touch_rows, "first_touch_")`
 /// with the person's first counting touch row per user.
-pub fn channel_columns(classified: &DataFrame, rows: &[u32], prefix: &str) -> Result<Vec<Column>> {
-    let mut out = Vec::with_capacity(4);
-    for name in ["channel", "source", "medium", "campaign"] {
-        let s = classified.column(name)?.as_materialized_series();
-        out.push(gather(s, rows, &format!("{prefix}{name}"))?.into());
-    }
-    Ok(out)
+pub fn channel_columns(
+    classified: &TouchChannels,
+    rows: &[u32],
+    prefix: &str,
+) -> Result<Vec<Column>> {
+    Ok(classified
+        .rows(rows)?
+        .into_columns()
+        .into_iter()
+        .map(|c| {
+            let name = format!("{prefix}{}", c.name());
+            c.with_name(name.into())
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -1222,7 +1295,7 @@ mod tests {
         let df = DataFrame::new(rows.len(), cols).unwrap();
         let keys = ["my_key".to_string()];
         let counts = crate::stitch::touches::counting(&df, &keys).unwrap();
-        let out = classify_touches(&df, &keys).unwrap();
+        let out = classify_touches(&df, &keys).unwrap().frame().unwrap();
         let ch = out.column("channel").unwrap().str().unwrap();
         for (i, row) in rows.iter().enumerate() {
             assert_eq!(
@@ -1267,8 +1340,14 @@ mod tests {
     #[test]
     fn classify_touches_frame() {
         let df = touches_frame();
-        let out = classify_touches(&df, &["my_key".to_string()]).unwrap();
-        assert_eq!(out.height(), 5);
+        let classified = classify_touches(&df, &["my_key".to_string()]).unwrap();
+        assert_eq!(classified.len(), 5);
+        assert_eq!(
+            classified.classes.height(),
+            4,
+            "the two paid-search touches: one class"
+        );
+        let out = classified.frame().unwrap();
         assert_eq!(
             out.get_column_names()
                 .iter()
@@ -1319,13 +1398,35 @@ mod tests {
             .collect();
         assert_eq!(camp, [Some("brand"), None, None, None, Some("brand")]);
         // Without the extra key the unknown-key row is direct.
-        let out = classify_touches(&df, &[]).unwrap();
+        let out = classify_touches(&df, &[]).unwrap().frame().unwrap();
         assert_eq!(
             out.column("channel").unwrap().str().unwrap().get(3),
             Some(DIRECT)
         );
         // A missing extra key column is a bug of the caller.
         assert!(classify_touches(&df, &["nope".to_string()]).is_err());
+    }
+
+    /// The run classifies the touches a part at a time: the parts' classifications appended
+    /// give every touch the classification of the whole.
+    #[test]
+    fn parts_appended_classify_as_the_whole() {
+        let df = touches_frame();
+        let keys = ["my_key".to_string()];
+        let whole = classify_touches(&df, &keys).unwrap();
+        let mut parts = TouchChannels::default();
+        for (start, len) in [(0, 2), (2, 0), (2, 3)] {
+            parts
+                .append(classify_touches(&df.slice(start, len), &keys).unwrap())
+                .unwrap();
+        }
+        assert_eq!(parts.len(), 5);
+        assert!(parts.frame().unwrap().equals_missing(&whole.frame().unwrap()));
+        let picked = parts.rows(&[4, NONE, 1]).unwrap();
+        assert!(picked.equals_missing(&whole.rows(&[4, NONE, 1]).unwrap()));
+        let channel = picked.column("channel").unwrap().str().unwrap();
+        assert_eq!(channel.get(0), Some(PAID_SEARCH));
+        assert_eq!(channel.get(1), None);
     }
 
     #[test]

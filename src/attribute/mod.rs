@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::identity::union_find::NONE;
 use crate::stitch::{gather, ts_series};
-use channel::{classify_touches, DIRECT, UNASSIGNED};
+use channel::{classify_touches, TouchChannels, DIRECT, UNASSIGNED};
 use models::{all_models, PathTouch, Window};
 
 /// The `[attribution]` section of the job file: lookback, half-life, value / currency columns.
@@ -37,7 +37,7 @@ pub struct AttributionInput<'a> {
     pub extra_keys: &'a [String],
     /// [`channel::classify_touches`] of `touches`, when the caller already has it (it needs it
     /// for `user_attribution` too); `None` classifies here.
-    pub classified: Option<&'a DataFrame>,
+    pub classified: Option<&'a TouchChannels>,
     /// Person index of each touch row ([`crate::identity::IdentityGraph::touch_person`]).
     pub touch_person: &'a [u32],
     /// Whether each touch counts ([`crate::stitch::touches::counting`]).
@@ -129,13 +129,13 @@ pub fn attribute(input: &AttributionInput<'_>, cfg: &AttributionConfig) -> Resul
     };
     if input.touch_person.len() != n_touches
         || input.counting.len() != n_touches
-        || classified.height() != n_touches
+        || classified.len() != n_touches
     {
         return Err(Error::Internal(format!(
             "attribution: {n_touches} touches, {} touch persons, {} counting flags, {} channels",
             input.touch_person.len(),
             input.counting.len(),
-            classified.height()
+            classified.len()
         )));
     }
     let window = Window::from_days(cfg.lookback_days, cfg.half_life_days);
@@ -144,7 +144,8 @@ pub fn attribute(input: &AttributionInput<'_>, cfg: &AttributionConfig) -> Resul
     // Counting touches per person, sorted by (time, row): a CSR layout.
     let touch_ts = int64(touches.column("ts")?)?;
     let touch_ts = touch_ts.i64()?;
-    let channels = classified.column("channel")?.str()?;
+    let channels = classified.class_column("channel")?;
+    let class = &classified.of_touch;
     let mut offsets = vec![0usize; n_persons + 1];
     let counts_at = |row: usize| -> Option<usize> {
         let p = input.touch_person[row] as usize;
@@ -214,7 +215,9 @@ pub fn attribute(input: &AttributionInput<'_>, cfg: &AttributionConfig) -> Resul
             for &r in &path_rows[offsets[p as usize]..offsets[p as usize + 1]] {
                 path.push(PathTouch {
                     at: at(r),
-                    channel: channels.get(r as usize).unwrap_or(UNASSIGNED),
+                    channel: channels
+                        .get(class[r as usize] as usize)
+                        .unwrap_or(UNASSIGNED),
                 });
                 path_row.push(r);
             }
@@ -241,9 +244,9 @@ pub fn attribute(input: &AttributionInput<'_>, cfg: &AttributionConfig) -> Resul
     stats.rows = row_conv.len() as u64;
 
     let n_rows = row_conv.len();
-    let src = classified.column("source")?.str()?;
-    let med = classified.column("medium")?.str()?;
-    let camp = classified.column("campaign")?.str()?;
+    let src = classified.class_column("source")?;
+    let med = classified.class_column("medium")?;
+    let camp = classified.class_column("campaign")?;
     let touch_str = |ca: &StringChunked, direct: Option<&'static str>| -> Series {
         let v: Vec<Option<&str>> = row_touch
             .iter()
@@ -251,7 +254,7 @@ pub fn attribute(input: &AttributionInput<'_>, cfg: &AttributionConfig) -> Resul
                 if r == NONE {
                     direct
                 } else {
-                    ca.get(r as usize)
+                    ca.get(class[r as usize] as usize)
                 }
             })
             .collect();
@@ -710,10 +713,12 @@ mod tests {
         let f = fixture();
         let mut classified = classify_touches(&f.touches, &[]).unwrap();
         // Relabel every touch: the output follows the given classification.
+        let n_classes = classified.classes.height();
         classified
+            .classes
             .replace(
                 "channel",
-                Column::new("channel".into(), vec!["Email"; f.touches.height()]),
+                Column::new("channel".into(), vec!["Email"; n_classes]),
             )
             .unwrap();
         let input = AttributionInput {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::attribute::channel::{channel_columns, classify_touches};
+use crate::attribute::channel::{channel_columns, classify_touches, TouchChannels};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::identity::union_find::NONE;
@@ -44,7 +44,7 @@ pub struct Tables {
     /// Whether each touch (row of `RawLake::touches`) counts (contract §3.4).
     pub touch_counts: BooleanChunked,
     /// Channel, source, medium and campaign of each touch (GA4 default channel group).
-    pub touch_channels: DataFrame,
+    pub touch_channels: TouchChannels,
     /// `person_id` of each person, in person index order.
     pub person_ids: Series,
     /// `user_id` (nullable) of each person, in person index order.
@@ -129,7 +129,7 @@ pub struct TouchFacts {
     /// Whether each touch (row of `RawLake::touches`) counts (contract §3.4).
     pub counts: BooleanChunked,
     /// Channel, source, medium and campaign of each touch.
-    pub channels: DataFrame,
+    pub channels: TouchChannels,
 }
 
 /// Touches classified at a time (their text looked up from codes for these only).
@@ -141,30 +141,19 @@ pub fn touch_facts(raw: &RawLake) -> Result<TouchFacts> {
     // The touches' text is held as codes: their values are looked up a part at a time, so
     // that the views of every touch's text are never held at once.
     let mut counts = BooleanChunked::full_null("counts".into(), 0);
-    let mut channels: Option<DataFrame> = None;
-    let parts = raw.touches.height().div_ceil(FACT_PART_ROWS);
-    for range in crate::parallel::slices(raw.touches.height(), parts) {
-        let part =
-            (raw.touch_text).decode(&raw.touches.slice(range.start as i64, range.len()), None)?;
-        counts.append(&touches::counting(&part, &raw.touch_extra_keys)?)?;
-        let classified = classify_touches(&part, &raw.touch_extra_keys)?;
-        match channels.as_mut() {
-            Some(c) => {
-                c.vstack_mut(&classified)?;
-            }
-            None => channels = Some(classified),
-        }
+    let mut channels = TouchChannels::default();
+    let n = raw.touches.height();
+    let mut parts = crate::parallel::slices(n, n.div_ceil(FACT_PART_ROWS));
+    if parts.is_empty() {
+        parts.push(0..0);
     }
-    let channels = match channels {
-        Some(mut c) => {
-            c.rechunk_mut();
-            c
-        }
-        None => classify_touches(
-            &raw.touch_text.decode(&raw.touches, None)?,
-            &raw.touch_extra_keys,
-        )?,
-    };
+    for range in parts {
+        let rows = raw.touches.slice(range.start as i64, range.len());
+        let part = raw.touch_text.decode(&rows, None)?;
+        counts.append(&touches::counting(&part, &raw.touch_extra_keys)?)?;
+        channels.append(classify_touches(&part, &raw.touch_extra_keys)?)?;
+    }
+    channels.classes.rechunk_mut();
     counts.rechunk_mut();
     crate::step_done!(started, "stitch: touches counted and classified");
     Ok(TouchFacts { counts, channels })
