@@ -67,9 +67,9 @@ pub fn run_with(
     progress.stage(3, "stitch: journeys and touches");
     // From here on the touches are read for their time (stitch and attribution, which use the
     // channels classified above): the JSON of the touches the tables show is rendered, and the
-    // other columns of all touches and their text's dictionaries are freed (`pick_touches`). The columns
-    // not held (and, in the export stage, those the exports read) are read again from the raw
-    // touch files for the touches that show them.
+    // other columns of all touches and their text's dictionaries are freed (`pick_touches`).
+    // The columns not held (and, in the export stage, those the exports read) are read again
+    // from the raw touch files for the touches that show them.
     let touch_files = raw.touch_files.clone();
     let touches_again = |at: &polars::prelude::DataFrame, names: &[&str]| {
         read::touch_columns(input, &touch_files, at, names)

@@ -1294,7 +1294,8 @@ mod tests {
         }
         let df = DataFrame::new(rows.len(), cols).unwrap();
         let keys = ["my_key".to_string()];
-        let counts = crate::stitch::touches::counting(&df, &keys).unwrap();
+        let (coded, text) = crate::read::TouchText::encode(&df, &keys).unwrap();
+        let counts = crate::stitch::touches::counting(&coded, &text, &keys).unwrap();
         let out = classify_touches(&df, &keys).unwrap().frame().unwrap();
         let ch = out.column("channel").unwrap().str().unwrap();
         for (i, row) in rows.iter().enumerate() {
@@ -1421,7 +1422,10 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(parts.len(), 5);
-        assert!(parts.frame().unwrap().equals_missing(&whole.frame().unwrap()));
+        assert!(parts
+            .frame()
+            .unwrap()
+            .equals_missing(&whole.frame().unwrap()));
         let picked = parts.rows(&[4, NONE, 1]).unwrap();
         assert!(picked.equals_missing(&whole.rows(&[4, NONE, 1]).unwrap()));
         let channel = picked.column("channel").unwrap().str().unwrap();

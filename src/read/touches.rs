@@ -62,6 +62,26 @@ impl TouchText {
         Ok(DataFrame::new(df.height(), columns)?)
     }
 
+    /// `touches` (touch columns as strings) with its text columns ([`text_columns`] of
+    /// `extra`, those it has) as codes, and their dictionaries: what the read stage gives, for
+    /// touches from elsewhere (tests, benchmarks).
+    pub fn encode(touches: &DataFrame, extra: &[String]) -> Result<(DataFrame, TouchText)> {
+        let mut df = touches.clone();
+        let mut dicts = Vec::new();
+        for name in text_columns(extra) {
+            let Ok(column) = touches.column(&name) else {
+                continue;
+            };
+            let (dict, mut codes) = codes::encode_columns(&[column.str()?.clone()])?;
+            let codes: UInt32Chunked = (codes.pop().unwrap_or_default().into_iter())
+                .map(|c| (c != NONE).then_some(c))
+                .collect();
+            df.with_column(codes.with_name(name.as_str().into()).into_column())?;
+            dicts.push((name.clone(), dict.with_name(name.as_str().into())));
+        }
+        Ok((df, TouchText { dicts }))
+    }
+
     /// The sorted distinct values of a coded column (`None` for a column not held as codes).
     pub fn dictionary(&self, column: &str) -> Option<&Series> {
         self.dicts.iter().find(|(n, _)| n == column).map(|(_, d)| d)

@@ -138,9 +138,10 @@ const FACT_PART_ROWS: usize = 1 << 18;
 /// Which touches count, and their channels.
 pub fn touch_facts(raw: &RawLake) -> Result<TouchFacts> {
     let started = std::time::Instant::now();
-    // The touches' text is held as codes: their values are looked up a part at a time, so
-    // that the views of every touch's text are never held at once.
-    let mut counts = BooleanChunked::full_null("counts".into(), 0);
+    // Which touches count is read from the codes. Classification reads the values: they are
+    // looked up a part at a time, so that the views of every touch's text are never held at
+    // once.
+    let counts = touches::counting(&raw.touches, &raw.touch_text, &raw.touch_extra_keys)?;
     let mut channels = TouchChannels::default();
     let n = raw.touches.height();
     let mut parts = crate::parallel::slices(n, n.div_ceil(FACT_PART_ROWS));
@@ -150,11 +151,9 @@ pub fn touch_facts(raw: &RawLake) -> Result<TouchFacts> {
     for range in parts {
         let rows = raw.touches.slice(range.start as i64, range.len());
         let part = raw.touch_text.decode(&rows, None)?;
-        counts.append(&touches::counting(&part, &raw.touch_extra_keys)?)?;
         channels.append(classify_touches(&part, &raw.touch_extra_keys)?)?;
     }
     channels.classes.rechunk_mut();
-    counts.rechunk_mut();
     crate::step_done!(started, "stitch: touches counted and classified");
     Ok(TouchFacts { counts, channels })
 }

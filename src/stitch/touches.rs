@@ -2,16 +2,18 @@
 //!
 //! A touch counts when it carries a non-empty click id, utm value or unknown extra key, or a
 //! referrer whose registrable domain (public suffix list) differs from the landing page's.
-//! Hosts are extracted by a column expression; registrable domains are computed once per
-//! distinct host.
+//! Each distinct referrer and landing page (the touches' text is held as codes) is looked at
+//! once; registrable domains are computed once per distinct host.
 
 use polars::prelude::*;
 use std::borrow::Cow;
 use std::sync::Mutex;
 
 use crate::attribute::channel::url_host;
+use crate::codes::NONE;
 use crate::error::{Error, Result};
 use crate::read::schema::{CLICK_IDS, TOUCHES, UTMS};
+use crate::read::TouchText;
 
 /// Host of an absolute URL (scheme, optional userinfo, host), as a regex (`counting()` reads
 /// hosts with [`url_host`], which extracts the same).
@@ -23,94 +25,72 @@ pub fn registrable_domain(host: &str) -> String {
     psl::domain_str(&host).unwrap_or(&host).to_string()
 }
 
-/// Whether each touch counts.
-pub fn counting(touches: &DataFrame, extra_keys: &[String]) -> Result<BooleanChunked> {
-    // Keyed: a non-blank click id, utm value or extra key (one pass over each column).
+/// Whether each touch counts, from the touches' text as codes (`touches`, with the text
+/// columns of [`TouchText`]): each distinct value is looked at once (is it blank, the
+/// registrable domain of its host), then each touch by its codes.
+pub fn counting(
+    touches: &DataFrame,
+    text: &TouchText,
+    extra_keys: &[String],
+) -> Result<BooleanChunked> {
+    let coded = |name: &str| -> Result<(&StringChunked, &UInt32Chunked)> {
+        let dict = text
+            .dictionary(name)
+            .ok_or_else(|| Error::Internal(format!("touches: `{name}` is not held as codes")))?;
+        Ok((dict.str()?, touches.column(name)?.u32()?))
+    };
+    // Keyed: a non-blank click id, utm value or extra key.
     let mut keyed = vec![false; touches.height()];
     let keys = CLICK_IDS.iter().chain(UTMS.iter()).copied();
     for name in keys.chain(extra_keys.iter().map(String::as_str)) {
-        for (k, v) in keyed.iter_mut().zip(touches.column(name)?.str()?.iter()) {
-            *k = *k || v.is_some_and(|v| !v.trim().is_empty());
+        let (dict, codes) = coded(name)?;
+        let non_blank: Vec<bool> = dict
+            .iter()
+            .map(|v| v.is_some_and(|v| !v.trim().is_empty()))
+            .collect();
+        for (k, c) in keyed.iter_mut().zip(codes.iter()) {
+            *k = *k || c.is_some_and(|c| non_blank[c as usize]);
         }
     }
-    // Hosts by a string scan (`url_host`, the same as `HOST_RE`), lowercased by polars.
-    let host = |name: &str, alias: &str| -> Result<Column> {
-        let hosts: StringChunked = touches
-            .column(name)?
-            .str()?
-            .iter()
-            .map(|v| v.and_then(url_host))
-            .collect();
-        Ok(hosts.with_name(alias.into()).into_column())
+    // The registrable domain of each distinct referrer's and landing page's host (`url_host`,
+    // the same as `HOST_RE`, lowercased), as a number: equal domains, equal numbers; NONE for
+    // a value without a host. Each distinct host's domain is worked out once.
+    let mut domain_numbers: PlHashMap<String, u32> = PlHashMap::new();
+    let mut host_domain: PlHashMap<String, u32> = PlHashMap::new();
+    let mut domains = |dict: &StringChunked| -> Vec<u32> {
+        dict.iter()
+            .map(|v| {
+                let Some(host) = v.and_then(url_host) else {
+                    return NONE;
+                };
+                let host = host.to_lowercase();
+                if let Some(&d) = host_domain.get(&host) {
+                    return d;
+                }
+                let next = domain_numbers.len() as u32;
+                let d = *domain_numbers
+                    .entry(registrable_domain(&host))
+                    .or_insert(next);
+                host_domain.insert(host, d);
+                d
+            })
+            .collect()
     };
-    let hosts = DataFrame::new(
-        touches.height(),
-        vec![
-            Column::new("_keyed".into(), keyed),
-            host("referrer", "_ref_host")?,
-            host("landing_url", "_land_host")?,
-        ],
-    )?
-    .lazy()
-    .with_columns([
-        col("_ref_host").str().to_lowercase(),
-        col("_land_host").str().to_lowercase(),
-    ])
-    .collect()?;
-
-    // Registrable domain per distinct host.
-    let mut all = hosts.column("_ref_host")?.as_materialized_series().clone();
-    all.append(
-        &hosts
-            .column("_land_host")?
-            .as_materialized_series()
-            .clone()
-            .with_name("_ref_host".into()),
-    )?;
-    let distinct = all.drop_nulls().unique()?;
-    let domains: Vec<String> = distinct
-        .str()?
-        .iter()
-        .map(|h| registrable_domain(h.unwrap_or_default()))
-        .collect();
-    let dict = DataFrame::new(
-        distinct.len(),
-        vec![
-            distinct.with_name("host".into()).into(),
-            Column::new("domain".into(), domains),
-        ],
-    )?;
-    let args = || JoinArgs {
-        maintain_order: MaintainOrderJoin::Left,
-        ..JoinArgs::new(JoinType::Left)
-    };
-    let out = hosts
-        .lazy()
-        .join(
-            dict.clone()
-                .lazy()
-                .select([col("host"), col("domain").alias("_ref_dom")]),
-            [col("_ref_host")],
-            [col("host")],
-            args(),
-        )
-        .join(
-            dict.lazy()
-                .select([col("host"), col("domain").alias("_land_dom")]),
-            [col("_land_host")],
-            [col("host")],
-            args(),
-        )
-        .select([col("_keyed")
-            .or(col("_ref_dom").is_not_null().and(
-                col("_land_dom")
-                    .is_null()
-                    .or(col("_ref_dom").neq(col("_land_dom"))),
-            ))
-            .fill_null(lit(false))
-            .alias("counts")])
-        .collect()?;
-    Ok(out.column("counts")?.bool()?.clone())
+    let (ref_dict, ref_codes) = coded("referrer")?;
+    let (land_dict, land_codes) = coded("landing_url")?;
+    let ref_domain = domains(ref_dict);
+    let land_domain = domains(land_dict);
+    let domain = |c: Option<u32>, of: &[u32]| c.map_or(NONE, |c| of[c as usize]);
+    // Counts: keyed, or a referrer with a domain other than the landing page's.
+    Ok(keyed
+        .into_iter()
+        .zip(ref_codes.iter().zip(land_codes.iter()))
+        .map(|(k, (r, l))| {
+            let (r, l) = (domain(r, &ref_domain), domain(l, &land_domain));
+            k || (r != NONE && r != l)
+        })
+        .collect::<BooleanChunked>()
+        .with_name("counts".into()))
 }
 
 /// Render every touch of `touches` as a JSON object (keys sorted): `ts` as RFC 3339 UTC and
