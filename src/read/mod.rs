@@ -536,14 +536,21 @@ fn held_bytes(df: &DataFrame) -> usize {
 /// order of polars' stable multi-column sort. The first key must be an Int64 column (a time);
 /// the others (Int64, String or UInt32) are only compared where the earlier keys tie, which is
 /// rare for a time in microseconds, so no string is read for most rows (polars' sort encodes
-/// every key of every row).
-pub fn sorted_rows(df: &DataFrame, mut rows: Vec<IdxSize>, keys: &[&str]) -> Result<IdxCa> {
+/// every key of every row). A key named in `coded` is a UInt32 column of codes into the
+/// dictionary given with it (in any order): it is compared by the codes' values.
+pub fn sorted_rows(
+    df: &DataFrame,
+    mut rows: Vec<IdxSize>,
+    keys: &[&str],
+    coded: &[(&str, &Series)],
+) -> Result<IdxCa> {
     use rayon::slice::ParallelSliceMut;
     use std::cmp::Ordering;
     enum Tie {
         I64(Int64Chunked),
         Str(StringChunked),
         U32(UInt32Chunked),
+        Coded(UInt32Chunked, StringChunked),
     }
     let Some((first, rest)) = keys.split_first() else {
         return Ok(IdxCa::from_vec("_i".into(), rows));
@@ -553,6 +560,10 @@ pub fn sorted_rows(df: &DataFrame, mut rows: Vec<IdxSize>, keys: &[&str]) -> Res
         .iter()
         .map(|k| {
             let c = df.column(k)?;
+            if let Some((_, dict)) = coded.iter().find(|(n, _)| n == k) {
+                let codes = c.u32()?.rechunk().into_owned();
+                return Ok(Tie::Coded(codes, dict.str()?.rechunk().into_owned()));
+            }
             Ok(match c.dtype() {
                 DataType::Int64 => Tie::I64(c.i64()?.rechunk().into_owned()),
                 DataType::UInt32 => Tie::U32(c.u32()?.rechunk().into_owned()),
@@ -567,6 +578,10 @@ pub fn sorted_rows(df: &DataFrame, mut rows: Vec<IdxSize>, keys: &[&str]) -> Res
                 Tie::I64(c) => c.get(a).cmp(&c.get(b)),
                 Tie::U32(c) => c.get(a).cmp(&c.get(b)),
                 Tie::Str(c) => c.get(a).cmp(&c.get(b)),
+                Tie::Coded(c, d) => {
+                    let value = |i: usize| c.get(i).and_then(|k| d.get(k as usize));
+                    value(a).cmp(&value(b))
+                }
             };
             if o != Ordering::Equal {
                 return o;
@@ -1585,7 +1600,7 @@ impl EventsChecked {
             .filter(|(_, u)| *u == Some(true))
             .map(|(i, _)| i as IdxSize)
             .collect();
-        let order = sorted_rows(&self.df, rows, &["ts", "seq", "event_id"])?;
+        let order = sorted_rows(&self.df, rows, &["ts", "seq", "event_id"], &[])?;
         let df = take_columnwise(self.df, &order)?;
         let (df, codes) = self.codes.used_by(df)?;
         log("sorted");
@@ -2145,7 +2160,7 @@ mod tests {
                 .filter(|(_, r)| r.3)
                 .map(|(i, _)| i as IdxSize)
                 .collect();
-            let ours: Vec<IdxSize> = sorted_rows(&df, picked.clone(), &["ts", "seq", "event_id"])
+            let ours: Vec<IdxSize> = sorted_rows(&df, picked.clone(), &["ts", "seq", "event_id"], &[])
                 .unwrap()
                 .into_no_null_iter()
                 .collect();

@@ -2,10 +2,12 @@
 //!
 //! Every check on a touch looks at that touch alone, so each file is read, checked, redacted
 //! and encoded on its own (on all cores, beside the events' sort): no file's strings are held
-//! beyond its own step. Each text column is then a code per touch into one sorted dictionary
-//! per column ([`TouchText`]). A code takes 4 bytes where a string value took a 16-byte view
+//! beyond its own step. Each text column is then a code per touch into one dictionary per
+//! column ([`TouchText`]). A code takes 4 bytes where a string value took a 16-byte view
 //! and its bytes; most touches have no click id, and a null view took 16 bytes all the same.
-//! The dictionaries are sorted, so the touches sort by codes exactly as by their values.
+//! The dictionaries are not sorted (their values are numbered as first seen, files in path
+//! order): the touches' sort compares the codes of the rare rows that tie on time and cookie
+//! by their values.
 
 use polars::prelude::*;
 
@@ -26,7 +28,7 @@ use schema::{DT_COL, FILE_COL, ROW_COL};
 /// its column's dictionary here. [`TouchText::decode`] gives the values back.
 #[derive(Debug, Clone, Default)]
 pub struct TouchText {
-    /// `(column, its sorted distinct values)`.
+    /// `(column, its distinct values)`.
     dicts: Vec<(String, Series)>,
 }
 
@@ -82,7 +84,7 @@ impl TouchText {
         Ok((df, TouchText { dicts }))
     }
 
-    /// The sorted distinct values of a coded column (`None` for a column not held as codes).
+    /// The distinct values of a coded column (`None` for a column not held as codes).
     pub fn dictionary(&self, column: &str) -> Option<&Series> {
         self.dicts.iter().find(|(n, _)| n == column).map(|(_, d)| d)
     }
@@ -175,7 +177,7 @@ pub(super) fn read_touches(
     }
     st.pii_columns_ignored = Some(pii.iter().map(|n| privacy::listed_name(n)).collect());
 
-    // Each text column's files' dictionaries merged into one sorted dictionary, and each
+    // Each text column's files' dictionaries merged into one dictionary, and each
     // file's codes renumbered into it (a file without the column: all null).
     let text_names = text_columns(&extra);
     let heights: Vec<usize> = per_file.iter().map(|f| f.narrow.height()).collect();
@@ -191,7 +193,10 @@ pub(super) fn read_touches(
             .iter()
             .map(|t| t.map_or_else(|| empty.clone(), |(_, d, _)| d.clone()))
             .collect();
-        let (dict, renumber) = codes::merge_dictionaries(&file_dicts)?;
+        // Values numbered as first seen (files in path order): no sort. The touches' sort
+        // compares codes by their values.
+        let bound = file_dicts.iter().map(|d| d.len()).sum();
+        let (dict, renumber) = codes::number_columns(&file_dicts, bound);
         let mut values: Vec<u32> = Vec::with_capacity(rows);
         let mut valid = polars_arrow::bitmap::MutableBitmap::with_capacity(rows);
         for ((t, map), &height) in in_files.iter().zip(&renumber).zip(&heights) {
@@ -244,7 +249,9 @@ pub(super) fn read_touches(
         FIDX_COL,
         ROW_COL,
     ];
-    let sorted = sorted_rows(&df, (0..df.height() as IdxSize).collect(), &order)?;
+    let coded: Vec<(&str, &Series)> = dicts.iter().map(|(n, d)| (n.as_str(), d)).collect();
+    let sorted = sorted_rows(&df, (0..df.height() as IdxSize).collect(), &order, &coded)?;
+    drop(coded);
     let df = take_columnwise(df, &sorted)?;
     crate::step_done!(started, "touches: sorted");
     st.rows_used = df.height() as u64;
