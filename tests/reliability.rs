@@ -528,9 +528,13 @@ fn bad_input_every_row_is_used_deduplicated_or_quarantined_and_the_manifest_reco
     assert_eq!(m["inputs"]["users"]["rows_deduplicated"], 1);
     assert_eq!(m["inputs"]["orgs"]["rows_deduplicated"], 1);
     assert_eq!(m["inputs"]["memberships"]["rows_deduplicated"], 1);
-    // Junk ids: events " NULL ", "\"undefined\"", "  ", "[object Object]"; touches "guest".
+    // Junk ids: events " NULL ", "\"undefined\"", "  ", "[object Object]"; touches "guest";
+    // users "nil"; memberships "0"; none among the orgs (a null is not junk).
     assert_eq!(ev["junk_ids"], 4);
     assert_eq!(m["inputs"]["touches"]["junk_ids"], 1);
+    assert_eq!(m["inputs"]["users"]["junk_ids"], 1);
+    assert_eq!(m["inputs"]["memberships"]["junk_ids"], 1);
+    assert_eq!(m["inputs"]["orgs"]["junk_ids"], 0);
 
     // The quarantine never repeats a 1,025-character id as a row key.
     assert!(strings(&q, "row_key")

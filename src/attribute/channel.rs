@@ -555,8 +555,8 @@ impl TouchChannels {
         self.of_touch.is_empty()
     }
 
-    /// Column `name` (`channel`, `source`, `medium` or `campaign`) of the classes, and the
-    /// touch rows' classes: touch `r`'s value is `column.get(of_touch[r])`.
+    /// Column `name` (`channel`, `source`, `medium` or `campaign`) of the classes: touch `r`'s
+    /// value is `column.get(of_touch[r])`.
     pub fn class_column(&self, name: &str) -> Result<&StringChunked> {
         Ok(self.classes.column(name)?.str()?)
     }

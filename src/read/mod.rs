@@ -770,15 +770,21 @@ pub fn clean_id_value(v: &str) -> Option<&str> {
     (!junk).then_some(trimmed)
 }
 
-/// Count of values that were present but cleaned away.
-fn junk_count(df: &DataFrame, pairs: &[(&str, &str)]) -> Result<u64> {
-    let mut total = 0u64;
-    for (raw, clean) in pairs {
-        let raw = df.column(raw)?.as_materialized_series().is_not_null();
-        let clean = df.column(clean)?.as_materialized_series().is_null();
-        total += (&raw & &clean).sum().unwrap_or(0) as u64;
-    }
-    Ok(total)
+/// `df` with the junk values of its columns `ids` made null ([`clean_id`], §3.5), and how many
+/// values were present but cleaned away (cleaning never fills a null).
+fn clean_ids(df: DataFrame, ids: &[&str]) -> Result<(DataFrame, u64)> {
+    let present = |df: &DataFrame| -> Result<u64> {
+        ids.iter()
+            .map(|c| Ok(df.column(c).map(|c| (c.len() - c.null_count()) as u64)?))
+            .sum()
+    };
+    let before = present(&df)?;
+    let df = df
+        .lazy()
+        .with_columns(ids.iter().map(|c| clean_id(c)).collect::<Vec<_>>())
+        .collect()?;
+    let junk = before - present(&df)?;
+    Ok((df, junk))
 }
 
 fn row_key_expr(with_event_id: bool) -> Expr {
@@ -1090,12 +1096,8 @@ fn read_orgs(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(Vec<String>, Source
         q,
         &mut st,
     )?;
-    let df = df
-        .lazy()
-        .with_column(col("org_id").alias("_raw"))
-        .with_column(clean_id("org_id"))
-        .collect()?;
-    st.junk_ids = junk_count(&df, &[("_raw", "org_id")])?;
+    let (df, junk) = clean_ids(df, &["org_id"])?;
+    st.junk_ids = junk;
     let df = quarantine_where(
         df,
         col("org_id").is_null(),
@@ -1143,15 +1145,8 @@ fn read_memberships(
         q,
         &mut st,
     )?;
-    let df = df
-        .lazy()
-        .with_columns([
-            col("user_id").alias("_raw_u"),
-            col("org_id").alias("_raw_o"),
-        ])
-        .with_columns([clean_id("user_id"), clean_id("org_id")])
-        .collect()?;
-    st.junk_ids = junk_count(&df, &[("_raw_u", "user_id"), ("_raw_o", "org_id")])?;
+    let (df, junk) = clean_ids(df, &["user_id", "org_id"])?;
+    st.junk_ids = junk;
     let df = quarantine_where(
         df,
         col("user_id").is_null().or(col("org_id").is_null()),
@@ -1186,12 +1181,8 @@ fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceS
         q,
         &mut st,
     )?;
-    let df = df
-        .lazy()
-        .with_column(col("user_id").alias("_raw"))
-        .with_column(clean_id("user_id"))
-        .collect()?;
-    st.junk_ids = junk_count(&df, &[("_raw", "user_id")])?;
+    let (df, junk) = clean_ids(df, &["user_id"])?;
+    st.junk_ids = junk;
     let df = quarantine_where(
         df,
         col("user_id").is_null(),
@@ -1204,7 +1195,6 @@ fn read_users(lake: &Lake, q: &mut Vec<DataFrame>) -> Result<(DataFrame, SourceS
     let (df, dups) = dedup_first(df, &["user_id"])?;
     st.rows_deduplicated = dups;
     st.rows_used = df.height() as u64;
-    let df = without(df, ["_raw"]);
     Ok((df, st))
 }
 

@@ -12,10 +12,10 @@
 use polars::prelude::*;
 
 use super::{
-    clean_id, empty_frame, filter_columnwise, id_too_long, junk_count, list_files,
-    null_values_too_long, privacy, quarantine_flags, quarantine_where, schema, sorted_rows,
-    take_columnwise, touch_redaction, ts_out_of_range, without, FileStat, SourceFiles, SourceStats,
-    FIDX_COL, MAX_ID_CHARS, TOUCH_REREAD_COLS,
+    clean_ids, empty_frame, filter_columnwise, id_too_long, list_files, null_values_too_long,
+    privacy, quarantine_flags, quarantine_where, schema, sorted_rows, take_columnwise,
+    touch_redaction, ts_out_of_range, without, FileStat, SourceFiles, SourceStats, FIDX_COL,
+    MAX_ID_CHARS, TOUCH_REREAD_COLS,
 };
 use crate::codes::{self, NONE};
 use crate::config::JobConfig;
@@ -151,10 +151,10 @@ pub(super) fn read_touches(
     crate::step_done!(started, "touches: files read and checked");
 
     let mut st = SourceStats {
-        values_redacted: Some(0),
         values_too_long: Some(0),
         ..Default::default()
     };
+    let mut redacted = 0;
     let mut extra: Vec<String> = Vec::new();
     let mut pii: Vec<String> = Vec::new();
     for (i, f) in per_file.iter().enumerate() {
@@ -167,7 +167,7 @@ pub(super) fn read_touches(
         st.rows_read += f.rows;
         st.absorb_file_checks(&f.stats);
         st.junk_ids += f.stats.junk_ids;
-        *st.values_redacted.get_or_insert(0) += f.stats.values_redacted.unwrap_or(0);
+        redacted += f.stats.values_redacted.unwrap_or(0);
         extra.extend(f.extra.iter().cloned());
         pii.extend(f.pii.iter().cloned());
     }
@@ -175,6 +175,7 @@ pub(super) fn read_touches(
         v.sort();
         v.dedup();
     }
+    st.values_redacted = Some(redacted);
     st.pii_columns_ignored = Some(pii.iter().map(|n| privacy::listed_name(n)).collect());
 
     // Each text column's files' dictionaries merged into one dictionary, and each
@@ -234,7 +235,7 @@ pub(super) fn read_touches(
     for c in coded {
         df.with_column(c)?;
     }
-    crate::step_done!(started, "touches: text encoded");
+    crate::step_done!(started, "touches: files put together");
 
     let order = [
         "ts",
@@ -251,7 +252,6 @@ pub(super) fn read_touches(
     ];
     let coded: Vec<(&str, &Series)> = dicts.iter().map(|(n, d)| (n.as_str(), d)).collect();
     let sorted = sorted_rows(&df, (0..df.height() as IdxSize).collect(), &order, &coded)?;
-    drop(coded);
     let df = take_columnwise(df, &sorted)?;
     crate::step_done!(started, "touches: sorted");
     st.rows_used = df.height() as u64;
@@ -321,13 +321,8 @@ fn touch_file(df: DataFrame, fidx: u32, cfg: &JobConfig) -> Result<TouchFileRead
     let (text, opaque) = touch_redaction(&extra);
     let (df, redacted) = privacy::redact_columns(df, &text, &opaque)?;
     st.values_redacted = Some(redacted);
-    let df = df
-        .lazy()
-        .with_column(col("anon_id").alias("_raw_anon"))
-        .with_column(clean_id("anon_id"))
-        .collect()?;
-    st.junk_ids = junk_count(&df, &[("_raw_anon", "anon_id")])?;
-    let df = without(df, ["_raw_anon"]);
+    let (df, junk) = clean_ids(df, &["anon_id"])?;
+    st.junk_ids = junk;
     let flagged = quarantine_flags(
         &df,
         &[

@@ -7,7 +7,6 @@
 
 use polars::prelude::*;
 use std::borrow::Cow;
-use std::sync::Mutex;
 
 use crate::attribute::channel::url_host;
 use crate::codes::NONE;
@@ -97,35 +96,21 @@ pub fn counting(
 /// every non-empty string column (contract columns and extra keys).
 pub fn to_json(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChunked> {
     // The rows in parts (zero-copy slices), rendered side by side.
-    let parts: Vec<DataFrame> = crate::parallel::slices(touches.height(), JSON_PARTS)
-        .into_iter()
-        .map(|r| touches.slice(r.start as i64, r.len()))
-        .collect();
-    to_json_parts(parts, extra_keys)
+    let parts = crate::parallel::slices(touches.height(), JSON_PARTS);
+    to_json_made(parts.len(), extra_keys, |i| {
+        Ok(touches.slice(parts[i].start as i64, parts[i].len()))
+    })
 }
 
 /// Parts of the touches rendered at once by [`to_json`]; the pipeline renders the touches it
 /// shows in as many parts ([`to_json_made`]).
 pub const JSON_PARTS: usize = 8;
 
-/// [`to_json`] of the rows of `parts`, one after another, rendered side by side (one loop per
-/// row) and put together in order. Each part is dropped as soon as its JSON is rendered: the
-/// JSON grows as the touches it is rendered from shrink (one copy of the shown touches and all
-/// their JSON at once were the run's peak at 10M events).
-pub fn to_json_parts(parts: Vec<DataFrame>, extra_keys: &[String]) -> Result<StringChunked> {
-    let parts: Vec<Mutex<Option<DataFrame>>> =
-        parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
-    to_json_made(parts.len(), extra_keys, |i| {
-        Ok(parts[i]
-            .lock()
-            .map_err(|_| Error::Internal("a touch JSON thread panicked".into()))?
-            .take()
-            .unwrap_or_default())
-    })
-}
-
-/// [`to_json_parts`] of `n` parts made one at a time by `make` (part `i` when its turn
-/// comes), so that only the parts being rendered are held.
+/// [`to_json`] of `n` parts of touches, one after another, each made by `make` (part `i`)
+/// only when its turn comes, rendered side by side (one loop per row) and put together in
+/// order. Each part is dropped as soon as its JSON is rendered: the JSON grows while only the
+/// parts being rendered are held (one copy of the shown touches and all their JSON at once
+/// were the run's peak at 10M events).
 pub fn to_json_made(
     n: usize,
     extra_keys: &[String],
