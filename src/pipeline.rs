@@ -300,7 +300,7 @@ pub fn attribute_stage(
         .column("_i")?
         .idx()?
         .into_no_null_iter()
-        .map(|i| graph.event_person[i as usize])
+        .map(|i| graph.event_persons()[i as usize])
         .collect();
     let conversions =
         attribute::conversions_from_events(&events, &event_person, &cfg.events.conversions)?;

@@ -227,6 +227,37 @@ fn table_persons_is_in_person_id_order_with_each_row_its_own_facts() {
     }
 }
 
+/// `identity_map` is written in `anon_id` then `segment` order (the order the segments are
+/// built in: it is not sorted again), with every cookie's segments numbered from 0.
+#[test]
+fn table_identity_map_is_in_anon_id_then_segment_order() {
+    let lake = generated_lake(60);
+    let run = lake.run(GEN_DATE);
+    let t = run.table("identity_map");
+    let anon = strings(&t, "anon_id");
+    let segment: Vec<i64> = (t.column("segment").unwrap())
+        .cast(&DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert!(anon.len() > 60, "{} segments", anon.len());
+    assert!(
+        segment.iter().any(|&s| s > 0),
+        "some cookie has a second segment"
+    );
+    for i in 1..anon.len() {
+        let (a, b) = ((&anon[i - 1], segment[i - 1]), (&anon[i], segment[i]));
+        assert!(a < b, "row {i}: {a:?} then {b:?}");
+        if anon[i - 1] != anon[i] {
+            assert_eq!(segment[i], 0, "row {i}: a cookie's first segment");
+        } else {
+            assert_eq!(segment[i], segment[i - 1] + 1, "row {i}");
+        }
+    }
+}
+
 #[test]
 fn table_anon_visitors_has_one_row_per_cookie() {
     let lake = story_lake();

@@ -37,7 +37,7 @@ pub fn conversions(
         .column("_i")?
         .idx()?
         .into_no_null_iter()
-        .map(|i| graph.event_person[i as usize])
+        .map(|i| graph.event_persons()[i as usize])
         .collect();
     ev.with_column(Column::new("person".into(), person))?;
     let person_users = &tables.person_users;
@@ -235,7 +235,7 @@ pub fn export_touches(
         .names_where(|n| conversion_events.iter().any(|c| c == n))?;
     let mut converts = vec![false; graph.persons.len()];
     let names = raw.events.column("_event")?.u32()?;
-    for (&p, c) in graph.event_person.iter().zip(names.iter()) {
+    for (&p, c) in graph.event_persons().iter().zip(names.iter()) {
         if c.is_some_and(|c| is_conversion.get(c as usize) == Some(&true)) {
             if let Some(x) = converts.get_mut(p as usize) {
                 *x = true;

@@ -122,8 +122,10 @@ pub struct IdentityGraph {
     pub user_person: Vec<u32>,
     /// All persons.
     pub persons: Vec<Person>,
-    /// Person of each event (row of `RawLake::events`).
-    pub event_person: Vec<u32>,
+    /// Person of each event (row of `RawLake::events`), as a column (`_person`): `journeys`
+    /// holds it as is (the same buffer) until its days are written. Read it as a slice with
+    /// [`IdentityGraph::event_persons`].
+    pub event_person: UInt32Chunked,
     /// Person of each touch (row of `RawLake::touches`).
     pub touch_person: Vec<u32>,
     /// Dense user of each event after cleaning, or NONE.
@@ -133,6 +135,13 @@ pub struct IdentityGraph {
 }
 
 impl IdentityGraph {
+    /// The person of each event (row of `RawLake::events`).
+    pub fn event_persons(&self) -> &[u32] {
+        self.event_person
+            .cont_slice()
+            .expect("the events' persons are built as one chunk without nulls")
+    }
+
     /// Free all but what attribution and the exports read: `persons`, `event_person`,
     /// `touch_person` and `stats` stay; the segments, cookies, users, refused unions and the
     /// other per-event and per-segment maps are left empty (the pipeline calls this once the
@@ -307,6 +316,7 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
             }
         })
         .collect();
+    let event_person = UInt32Chunked::from_vec("_person".into(), event_person);
     let touch_person: Vec<u32> = seg
         .touch_segment
         .iter()
