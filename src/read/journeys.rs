@@ -40,8 +40,9 @@ pub struct SourceFiles {
 }
 
 /// The raw columns read again ([`JOURNEY_REREAD_COLS`] under their file names).
-const SPEC_NAMES: [&str; 6] = [
+const SPEC_NAMES: [&str; 7] = [
     "event_id",
+    "seq",
     "user_id",
     "value",
     "currency",
@@ -191,10 +192,10 @@ impl<'a> JourneyColumns<'a> {
         let cols = JOURNEY_REREAD_COLS
             .iter()
             .map(|&c| {
-                let dtype = if c == "value" {
-                    DataType::Float64
-                } else {
-                    DataType::String
+                let dtype = match c {
+                    "value" => DataType::Float64,
+                    "seq" => DataType::Int64,
+                    _ => DataType::String,
                 };
                 Column::new_empty(c.into(), &dtype)
             })

@@ -222,10 +222,10 @@ impl EventCodes {
 #[derive(Debug, Clone)]
 pub struct RawLake {
     /// Used events, one row per `event_id`, sorted by `ts`, `seq` (nulls first), `event_id`.
-    /// Columns: `ts` (Int64 microseconds UTC), `seq`, `_fidx` (the file, an index into the
-    /// events' `SourceStats::files`), `_row` (the row in that file), and the ids and names as
-    /// codes into [`RawLake::event_codes`] ([`EVENT_CODE_COLS`]). `event_id` is not held: the
-    /// conversions have theirs, and the tables that show others read them again.
+    /// Columns: `ts` (Int64 microseconds UTC), `_fidx` (the file, an index into the events'
+    /// `SourceStats::files`), `_row` (the row in that file), and the ids and names as codes
+    /// into [`RawLake::event_codes`] ([`EVENT_CODE_COLS`]). `event_id` and `seq` are not held:
+    /// the conversions have their ids, and `journeys` reads both again.
     pub events: DataFrame,
     /// The dictionaries of the events' code columns.
     pub event_codes: EventCodes,
@@ -260,13 +260,13 @@ pub struct RawLake {
 /// (`details`: [`EVENT_DETAIL_COLS`] of the conversion rows of every copy read, keyed by
 /// `_fidx` and `_row`): [`RawLake::conversions`].
 fn conversion_events(
-    events: &DataFrame,
+    events: &InOrder,
     codes: &EventCodes,
     details: DataFrame,
     names: &[String],
 ) -> Result<DataFrame> {
     let wanted = codes.names_where(|n| names.iter().any(|c| c == n))?;
-    let name_of = events.column("_event")?.u32()?;
+    let name_of = events.df.column("_event")?.u32()?;
     let rows: Vec<IdxSize> = name_of
         .into_no_null_iter()
         .enumerate()
@@ -278,9 +278,9 @@ fn conversion_events(
         .map(|&i| name_of.get(i as usize).unwrap_or(NONE))
         .collect();
     let idx = IdxCa::from_vec("_i".into(), rows);
-    let mut picked = events
-        .select(["event_id", "ts", FIDX_COL, ROW_COL])?
-        .take(&idx)?;
+    let mut picked = events.df.select(["ts", FIDX_COL, ROW_COL])?.take(&idx)?;
+    let read_at = events.order.take(&idx)?;
+    picked.insert_column(0, events.event_id.take(&read_at)?)?;
     picked.insert_column(0, idx.into_series().into_column())?;
     picked.insert_column(
         2,
@@ -333,7 +333,7 @@ pub fn read_lake(lake: &Lake, cfg: &JobConfig) -> Result<RawLake> {
             // `journeys` reads them again with its other columns, and identity reads again
             // those of the events it names ([`event_ids`]). At 10M events they are about
             // 330 MB.
-            let events = without(events, ["event_id"]);
+            let events = events.df;
             crate::progress::release_memory();
             Ok((events, event_codes, conversions, event_files, s))
         },
@@ -1252,8 +1252,9 @@ pub const TOUCH_REREAD_COLS: [&str; 4] = ["fbp", "fbc", "ip", "user_agent"];
 /// memory for every event: [`JourneyColumns`] reads them again, file by file, when each day of
 /// `journeys` is written. `raw_user_id` is the file's `user_id` as the run saw it before
 /// cleaning (personal ids pseudonymized).
-pub const JOURNEY_REREAD_COLS: [&str; 6] = [
+pub const JOURNEY_REREAD_COLS: [&str; 7] = [
     "event_id",
+    "seq",
     "raw_user_id",
     "value",
     "currency",
@@ -1582,7 +1583,10 @@ fn event_marks(
 
 impl EventsChecked {
     /// The end of step 7: the rows used in journey order, the dictionaries cut to their values.
-    fn in_order(self) -> Result<(DataFrame, EventCodes, DataFrame, SourceFiles, SourceStats)> {
+    /// `event_id` and `seq` order the rows but are not put in order with the other columns:
+    /// nothing after the read stage holds them for every event (the conversions take their
+    /// ids through [`InOrder`], `journeys` reads both again).
+    fn in_order(self) -> Result<(InOrder, EventCodes, DataFrame, SourceFiles, SourceStats)> {
         let started = self.started;
         let log = |step: &str| crate::step_done!(started, "events: {step}");
         let rows: Vec<IdxSize> = (self.used.iter())
@@ -1591,7 +1595,8 @@ impl EventsChecked {
             .map(|(i, _)| i as IdxSize)
             .collect();
         let order = sorted_rows(&self.df, rows, &["ts", "seq", "event_id"], &[])?;
-        let df = take_columnwise(self.df, &order)?;
+        let event_id = self.df.column("event_id")?.clone();
+        let df = take_columnwise(without(self.df, ["event_id", "seq"]), &order)?;
         let (df, codes) = self.codes.used_by(df)?;
         log("sorted");
         let mut st = self.st;
@@ -1601,8 +1606,21 @@ impl EventsChecked {
             files: self.files,
             renames: self.renames,
         };
-        Ok((df, codes, self.details, files, st))
+        let events = InOrder {
+            df,
+            event_id,
+            order,
+        };
+        Ok((events, codes, self.details, files, st))
     }
+}
+
+/// The used events in journey order, and the ids of all rows read with the order that picked
+/// them (row `i` of `df` is row `order[i]` of `event_id`).
+struct InOrder {
+    df: DataFrame,
+    event_id: Column,
+    order: IdxCa,
 }
 
 /// One file's ids and names as codes ([`encode_file`]): each dictionary holds the file's

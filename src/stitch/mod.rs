@@ -569,7 +569,6 @@ pub fn stitch_into(
             .lazy()
             .select([
                 col("ts"),
-                col("seq"),
                 col("_event"),
                 col("_anon"),
                 col("_org"),
