@@ -220,10 +220,13 @@ pub fn pick_touches(
     let all = std::mem::take(&mut raw.touches);
     let text = std::mem::take(&mut raw.touch_text);
     raw.touches = all.select(["ts", crate::read::FIDX_COL, crate::read::schema::ROW_COL])?;
+    // The shown touches' codes, taken before the files are read again: the other touches'
+    // codes are freed first (at 20M events they were about 300 MB beside the columns read
+    // again and the JSON being rendered: the run's peak).
     let rows = IdxCa::from_slice("rows".into(), &wanted);
-    let at = all
-        .select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?
-        .take(&rows)?;
+    let shown = crate::read::take_columnwise(all, &rows)?;
+    crate::progress::release_memory();
+    let at = shown.select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?;
     // The columns not held for every touch, read again for these (one pass over the files)
     // and copied into parts.
     let read_again = again(&at, &crate::read::TOUCH_REREAD_COLS)?;
@@ -236,9 +239,9 @@ pub fn pick_touches(
             .collect();
     // Each part's text is looked up in the dictionaries (views into them, no copy) when its
     // turn to be rendered comes: only the parts being rendered are held as text.
-    let row_parts = crate::read::idx_parts(&rows, touches::JSON_PARTS);
+    let row_parts = crate::read::idx_parts(&in_order, touches::JSON_PARTS);
     let json = touches::to_json_made(row_parts.len(), &raw.touch_extra_keys, |i| {
-        let mut part = text.decode(&all, Some(&row_parts[i]))?;
+        let mut part = text.decode(&shown, Some(&row_parts[i]))?;
         let more = again_parts[i]
             .lock()
             .map_err(|_| Error::Internal("a touch JSON thread panicked".into()))?
@@ -250,7 +253,7 @@ pub fn pick_touches(
         Ok(part)
     })?
     .into_series();
-    drop((all, text));
+    drop((shown, text));
     crate::step_done!(started, "stitch: touch JSON");
     Ok(TouchPicks {
         by_person,
@@ -577,14 +580,7 @@ pub fn stitch_into(
             ])
             .collect()?;
         let mut journeys = journeys;
-        let day_rows = journey_days(
-            ev_ts,
-            event_person,
-            &step,
-            &person_ids,
-            &person_order,
-            cfg,
-        )?;
+        let day_rows = journey_days(ev_ts, event_person, &step, &person_ids, &person_order, cfg)?;
         let ts_col = events.column("ts")?.cast(&DataType::Datetime(
             TimeUnit::Microseconds,
             Some(TimeZone::UTC),
