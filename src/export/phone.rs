@@ -78,8 +78,14 @@ pub fn e164(raw: &str, country: Option<&str>) -> Option<String> {
     if national.len() < MIN_NSN || national.len() > MAX_NSN {
         return None;
     }
-    valid_national(code, &national).then(|| format!("+{code}{national}"))
+    // E.164 allows at most 15 digits in all; libphonenumber's plans accept a few longer
+    // national numbers (German fixed lines of 14 digits), which no ad platform can match.
+    let out = format!("+{code}{national}");
+    (out.len() - 1 <= MAX_E164_DIGITS && valid_national(code, &national)).then_some(out)
 }
+
+/// Most digits an E.164 number has (calling code included).
+const MAX_E164_DIGITS: usize = 15;
 
 /// The region of an ISO 3166-1 alpha-2 code (any case, spaces around).
 fn region(code: &str) -> Option<&'static Metadata> {
@@ -312,6 +318,18 @@ mod tests {
         assert_eq!(split_calling_code("3581234567"), Some((358, "1234567")));
         assert_eq!(split_calling_code("0123"), None);
         assert_eq!(split_calling_code(""), None);
+    }
+
+    /// A national number the plan accepts but E.164 cannot hold (16 digits with the code) is
+    /// not a phone for the platforms (found by the fuzz test: it failed the 15-digit check).
+    #[test]
+    fn more_than_fifteen_digits_is_not_e164() {
+        assert_eq!(e164("20100000000000", Some("DE")), None);
+        assert_eq!(e164("+49 20100000000000", None), None);
+        assert_eq!(
+            e164("030 12345678", Some("DE")).as_deref(),
+            Some("+493012345678")
+        );
     }
 
     #[test]
