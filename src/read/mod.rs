@@ -532,6 +532,48 @@ fn held_bytes(df: &DataFrame) -> usize {
     total
 }
 
+/// Rows grouped by a key of each (`rows()` gives each row with its key, the same every call),
+/// groups ascending and rows in their given order within a group: each group's key and size,
+/// and the rows placed group after group. Two passes over the rows (counted, then placed), so only the rows themselves are held; rows that come in key
+/// order make long runs, and a group is looked up only when the key changes.
+pub fn grouped_rows<I>(rows: impl Fn() -> I) -> (Vec<(i64, usize)>, Vec<IdxSize>)
+where
+    I: Iterator<Item = (IdxSize, i64)>,
+{
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut run: Option<(i64, usize)> = None;
+    for (_, key) in rows() {
+        match run.as_mut() {
+            Some((k, n)) if *k == key => *n += 1,
+            _ => {
+                if let Some((k, n)) = run.replace((key, 1)) {
+                    *counts.entry(k).or_default() += n;
+                }
+            }
+        }
+    }
+    if let Some((k, n)) = run {
+        *counts.entry(k).or_default() += n;
+    }
+    let groups: Vec<(i64, usize)> = counts.into_iter().collect();
+    let mut next: Vec<usize> = Vec::with_capacity(groups.len());
+    let mut at = 0;
+    for &(_, n) in &groups {
+        next.push(at);
+        at += n;
+    }
+    let mut placed = vec![0 as IdxSize; at];
+    let mut g = 0;
+    for (row, key) in rows() {
+        if groups[g].0 != key {
+            g = groups.partition_point(|&(k, _)| k < key);
+        }
+        placed[next[g]] = row;
+        next[g] += 1;
+    }
+    (groups, placed)
+}
+
 /// The span of first keys [`sorted_rows`] sorts at a time: a day of a time in microseconds.
 const SORT_SPAN: i64 = 86_400_000_000;
 
@@ -604,54 +646,15 @@ pub fn sorted_rows(
         None => (&[][..], None),
     };
     let has_key = |r: IdxSize| valid.is_none_or(|v| v.get_bit(r as usize));
-    let span = |r: IdxSize| keys[r as usize].div_euclid(SORT_SPAN);
-    // Rows per span (times come mostly in order: the span is looked up when it changes).
-    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-    let mut nulls = Vec::new();
-    let mut run: Option<(i64, usize)> = None;
-    for &r in &rows {
-        if !has_key(r) {
-            nulls.push(r);
-            continue;
-        }
-        match run.as_mut() {
-            Some((s, n)) if *s == span(r) => *n += 1,
-            _ => {
-                if let Some((s, n)) = run.replace((span(r), 1)) {
-                    *counts.entry(s).or_default() += n;
-                }
-            }
-        }
-    }
-    if let Some((s, n)) = run {
-        *counts.entry(s).or_default() += n;
-    }
-    nulls.sort_unstable_by(|&a, &b| tie(a, b));
-    // Each span's place in `out`, after the rows without a key.
-    let n_nulls = nulls.len();
-    let mut spans: Vec<(i64, usize)> = Vec::with_capacity(counts.len());
-    let mut next: Vec<usize> = Vec::with_capacity(counts.len());
-    let mut at = n_nulls;
-    for (s, n) in counts {
-        spans.push((s, n));
-        next.push(at);
-        at += n;
-    }
-    let mut out = nulls;
-    out.resize(rows.len(), 0);
-    let mut i = 0;
-    for &r in &rows {
-        if !has_key(r) {
-            continue;
-        }
-        let s = span(r);
-        if spans[i].0 != s {
-            i = spans.partition_point(|&(x, _)| x < s);
-        }
-        out[next[i]] = r;
-        next[i] += 1;
-    }
-    drop(rows);
+    let (mut out, keyed): (Vec<IdxSize>, Vec<IdxSize>) =
+        rows.into_iter().partition(|&r| !has_key(r));
+    out.sort_unstable_by(|&a, &b| tie(a, b));
+    let n_nulls = out.len();
+    let (spans, placed) =
+        grouped_rows(|| (keyed.iter()).map(|&r| (r, keys[r as usize].div_euclid(SORT_SPAN))));
+    drop(keyed);
+    out.extend_from_slice(&placed);
+    drop(placed);
     // The spans as disjoint slices of `out`, sorted side by side.
     let mut rest = &mut out[n_nulls..];
     let mut slices: Vec<&mut [IdxSize]> = Vec::with_capacity(spans.len());

@@ -922,42 +922,19 @@ fn journey_days(
         t.filter(|&t| chrono::DateTime::from_timestamp_micros(t).is_some())
             .map_or(run_day, |t| t.div_euclid(DAY_US))
     };
-    // Two passes over the times: the rows of each day are counted, then placed, so only the
-    // rows themselves are held for all events (4 bytes each); the sort keys (16 bytes each)
-    // are built one day at a time. Events come in time order, so a day's rows are mostly one
-    // run: the day is looked up only when it changes.
-    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-    let mut run: Option<(i64, usize)> = None;
-    for t in ts.iter() {
-        let day = day_of(t);
-        match run.as_mut() {
-            Some((d, n)) if *d == day => *n += 1,
-            _ => {
-                if let Some((d, n)) = run.replace((day, 1)) {
-                    *counts.entry(d).or_default() += n;
-                }
-            }
-        }
-    }
-    if let Some((d, n)) = run {
-        *counts.entry(d).or_default() += n;
-    }
-    // Days ascending, each with room for its rows.
-    let mut days: Vec<(i64, Vec<IdxSize>)> = counts
-        .into_iter()
-        .map(|(d, n)| (d, Vec::with_capacity(n)))
-        .collect();
-    let mut at = 0;
-    for (row, t) in ts.iter().enumerate() {
-        let day = day_of(t);
-        if days[at].0 != day {
-            at = days.partition_point(|(d, _)| *d < day);
-        }
-        days[at].1.push(row as IdxSize);
-    }
+    // The rows placed by day first (only the rows are held for all events, 4 bytes each);
+    // the sort keys (16 bytes each) are built one day at a time.
+    let (days, placed) = crate::read::grouped_rows(|| {
+        ts.iter()
+            .enumerate()
+            .map(|(row, t)| (row as IdxSize, day_of(t)))
+    });
+    let mut from = 0;
     let mut out = Vec::with_capacity(days.len());
     let mut keys: Vec<(u64, IdxSize)> = Vec::new();
-    for (day, rows) in days {
+    for (day, n) in days {
+        let rows = &placed[from..from + n];
+        from += n;
         keys.clear();
         keys.extend(rows.iter().map(|&row| {
             let r = row as usize;
@@ -965,9 +942,7 @@ fn journey_days(
             (key, row)
         }));
         keys.sort_unstable();
-        let mut rows = rows;
-        rows.clear();
-        rows.extend(keys.iter().map(|&(_, r)| r));
+        let rows: Vec<IdxSize> = keys.iter().map(|&(_, r)| r).collect();
         let dt = chrono::DateTime::from_timestamp_micros(day * DAY_US)
             .map(|d| d.format("%Y-%m-%d").to_string())
             .unwrap_or_default();
