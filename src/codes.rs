@@ -54,14 +54,58 @@ pub fn merge_dictionaries(dicts: &[StringChunked]) -> Result<(Series, Vec<Vec<u3
 
 /// Values numbered as first seen, and codes into them, renumbered in sorted order.
 fn sorted((first_seen, mut codes): (Series, Vec<Vec<u32>>)) -> Result<(Series, Vec<Vec<u32>>)> {
-    let order = first_seen.arg_sort(SortOptions::default());
+    let order = arg_sort_strings(first_seen.str()?);
     let mut renumber = vec![0u32; first_seen.len()];
-    for (new, old) in order.into_no_null_iter().enumerate() {
+    for (new, &old) in order.iter().enumerate() {
         renumber[old as usize] = new as u32;
     }
     renumber_codes(&mut codes, &renumber);
-    let dict = first_seen.take(&order)?;
+    let dict = first_seen.take(&IdxCa::from_vec("id".into(), order))?;
     Ok((dict, codes))
+}
+
+/// The rows of `values` in sorted order (bytewise, as polars sorts strings), nulls first and
+/// equal values in row order: polars' stable `arg_sort`, with less work per comparison.
+///
+/// Rows are sorted as (key, row) pairs side by side in memory: the key is the 8 bytes of the
+/// value that follow the prefix all values share (ids such as `a_…` or `u_…` share one),
+/// zero-padded, so a comparison of keys mostly decides without reading the strings. Only
+/// equal keys compare the whole values, then the rows. Polars' parallel merge sort compared
+/// the strings themselves at every step (about 3 % of a 10M run's CPU samples).
+pub fn arg_sort_strings(values: &StringChunked) -> Vec<IdxSize> {
+    use rayon::prelude::*;
+    let values: Vec<Option<&[u8]>> = values.iter().map(|v| v.map(str::as_bytes)).collect();
+    let mut shared: Option<&[u8]> = None;
+    for v in values.iter().flatten() {
+        shared = Some(match shared {
+            None => v,
+            Some(p) => &p[..p.iter().zip(*v).take_while(|(a, b)| a == b).count()],
+        });
+    }
+    let skip = shared.map_or(0, <[u8]>::len);
+    let key = |v: &[u8]| {
+        let mut k = [0u8; 8];
+        let rest = &v[skip..];
+        let n = rest.len().min(8);
+        k[..n].copy_from_slice(&rest[..n]);
+        u64::from_be_bytes(k)
+    };
+    let mut out: Vec<IdxSize> = Vec::with_capacity(values.len());
+    let mut keyed: Vec<(u64, IdxSize)> = Vec::with_capacity(values.len());
+    for (i, v) in values.iter().enumerate() {
+        match v {
+            None => out.push(i as IdxSize),
+            Some(v) => keyed.push((key(v), i as IdxSize)),
+        }
+    }
+    let full = |i: IdxSize| values[i as usize].map(|v| &v[skip..]);
+    keyed.par_sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| full(a.1).cmp(&full(b.1)))
+            .then(a.1.cmp(&b.1))
+    });
+    out.extend(keyed.into_iter().map(|(_, i)| i));
+    out
 }
 
 /// Every code of `codes` (but [`NONE`]) replaced by its entry in `renumber`.
@@ -168,6 +212,23 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// The string sort is polars' stable `arg_sort` with nulls first: shared prefixes,
+        /// values longer and shorter than the key, equal values, nulls, multi-byte text.
+        #[test]
+        fn arg_sort_strings_is_polars_stable_sort(
+            values in proptest::collection::vec(
+                proptest::option::weighted(0.9, "id_[a\\x00é]{0,10}"),
+                0..60,
+            ),
+        ) {
+            let ca = StringChunked::new("v".into(), &values);
+            let theirs: Vec<IdxSize> = ca
+                .arg_sort(SortOptions::default().with_maintain_order(true))
+                .into_no_null_iter()
+                .collect();
+            prop_assert_eq!(arg_sort_strings(&ca), theirs);
+        }
+
         /// Extending the dictionary of `a` with `b` gives the dictionary and codes of encoding
         /// `a` and `b` together: values in both, in either alone, nulls, multi-byte text.
         #[test]
