@@ -254,6 +254,16 @@ fn export_status_says_why_each_conversion_was_not_exported() {
             .unwrap_or_else(|| panic!("no row {id} {p}: {rows:?}"))
     };
     assert_eq!(rows.len(), 9, "3 conversions x 3 destinations: {rows:?}");
+    let place = |p: &str| {
+        ["meta", "google", "google_click_csv"]
+            .iter()
+            .position(|x| *x == p)
+    };
+    assert!(
+        rows.windows(2)
+            .all(|w| (&w[0].0, place(&w[0].1)) < (&w[1].0, place(&w[1].1))),
+        "in event id, then platform order: {rows:?}"
+    );
     assert_eq!(row("buy", "meta"), (true, None));
     assert_eq!(row("buy", "google_click_csv"), (true, None));
     assert_eq!(row("bob_buy", "meta"), (false, Some("no_consent".into())));

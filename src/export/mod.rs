@@ -358,8 +358,14 @@ impl Exports {
                     .map(|(id, r)| (id.as_str(), platform, Some(r.as_str()))),
             );
         }
-        let order = |p: &str| PLATFORMS_AND_FILES.iter().position(|x| *x == p);
-        rows.sort_by(|a, b| a.0.cmp(b.0).then_with(|| order(a.1).cmp(&order(b.1))));
+        // By event id, then platform: the rows are appended in `PLATFORMS_AND_FILES` order, and
+        // the sort keeps equal ids in row order.
+        use polars::prelude::{NewChunkedArray, StringChunked};
+        let ids = StringChunked::from_iter_values("id".into(), rows.iter().map(|r| r.0));
+        let rows: Vec<(&str, &str, Option<&'static str>)> = crate::codes::arg_sort_strings(&ids)
+            .into_iter()
+            .map(|i| rows[i as usize])
+            .collect();
         Ok(DataFrame::new(
             rows.len(),
             vec![
