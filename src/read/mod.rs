@@ -165,13 +165,35 @@ impl EventCodes {
     /// The dictionaries cut down to the codes `events` uses, and its code columns renumbered
     /// into them (each dictionary stays sorted: the same as encoding `events` alone).
     fn used_by(self, mut events: DataFrame) -> Result<(DataFrame, EventCodes)> {
-        let mut cut = |dict: Series, columns: &[&str]| -> Result<Series> {
+        // Each dictionary with the code columns into it: the four are cut side by side, each
+        // over its columns' values as plain slices ("no value" is `NONE`; a null would be
+        // read as `NONE`, as it is written back).
+        let cuts: [(Series, &[&str]); 4] = [
+            (self.event, &["_event"]),
+            (self.anon, &["_anon", "_prev"]),
+            (self.user, &["_user"]),
+            (self.org, &["_org"]),
+        ];
+        let cut = |_: usize, (dict, names): &(Series, &[&str])| -> Result<_> {
+            let columns = names
+                .iter()
+                .map(|n| {
+                    let c = events.column(n)?.u32()?;
+                    let c = match c.null_count() {
+                        0 => c.clone(),
+                        _ => c.fill_null_with_values(NONE)?,
+                    };
+                    Ok(c.rechunk().into_owned())
+                })
+                .collect::<Result<Vec<UInt32Chunked>>>()?;
+            let slices = columns
+                .iter()
+                .map(|c| Ok(c.cont_slice()?))
+                .collect::<Result<Vec<&[u32]>>>()?;
             let mut used = vec![false; dict.len()];
-            for name in columns {
-                for c in events.column(name)?.u32()?.iter().flatten() {
-                    if c != NONE {
-                        used[c as usize] = true;
-                    }
+            for &c in slices.iter().flat_map(|s| s.iter()) {
+                if c != NONE {
+                    used[c as usize] = true;
                 }
             }
             let mut renumber = vec![NONE; dict.len()];
@@ -179,30 +201,39 @@ impl EventCodes {
             for (next, (r, _)) in kept.enumerate() {
                 *r = next as u32;
             }
-            for name in columns {
-                let recoded: Vec<u32> = events
-                    .column(name)?
-                    .u32()?
-                    .iter()
-                    .map(|c| {
-                        c.map_or(NONE, |c| {
+            let recoded: Vec<Column> = (names.iter().zip(&slices))
+                .map(|(name, codes)| {
+                    let codes: Vec<u32> = codes
+                        .iter()
+                        .map(|&c| {
                             if c == NONE {
                                 NONE
                             } else {
                                 renumber[c as usize]
                             }
                         })
-                    })
-                    .collect();
-                events.with_column(Column::new((*name).into(), recoded))?;
+                        .collect();
+                    Column::new((*name).into(), codes)
+                })
+                .collect();
+            let dict = dict.filter(&BooleanChunked::from_slice("used".into(), &used))?;
+            Ok((dict, recoded))
+        };
+        let mut done = crate::parallel::map(&cuts, 4, cut)?.into_iter();
+        let mut next = || -> Result<Series> {
+            let (dict, columns) = done
+                .next()
+                .ok_or_else(|| Error::Internal("a dictionary was not cut".into()))?;
+            for c in columns {
+                events.with_column(c)?;
             }
-            Ok(dict.filter(&BooleanChunked::from_slice("used".into(), &used))?)
+            Ok(dict)
         };
         let codes = EventCodes {
-            event: cut(self.event, &["_event"])?,
-            anon: cut(self.anon, &["_anon", "_prev"])?,
-            user: cut(self.user, &["_user"])?,
-            org: cut(self.org, &["_org"])?,
+            event: next()?,
+            anon: next()?,
+            user: next()?,
+            org: next()?,
         };
         Ok((events, codes))
     }
@@ -815,10 +846,20 @@ pub fn clean_id(name: &str) -> Expr {
 /// ASCII case folding is enough: the junk values are ASCII, and no non-ASCII character
 /// lowercases to one of their letters.
 pub fn clean_id_value(v: &str) -> Option<&str> {
-    let trimmed = v.trim();
-    let core = trimmed
-        .trim_matches(|c| matches!(c, '"' | '\'' | '`'))
-        .trim();
+    // Nearly every id starts and ends with a printable ASCII character that is not a quote:
+    // then there is nothing to trim (the trims showed in profiles).
+    let plain = |b: Option<&u8>| {
+        b.is_some_and(|&b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'`'))
+    };
+    let (trimmed, core) = if plain(v.as_bytes().first()) && plain(v.as_bytes().last()) {
+        (v, v)
+    } else {
+        let trimmed = v.trim();
+        let core = trimmed
+            .trim_matches(|c| matches!(c, '"' | '\'' | '`'))
+            .trim();
+        (trimmed, core)
+    };
     let junk = core.is_empty()
         || (core.len() <= 15 && JUNK_IDS.iter().any(|j| j.eq_ignore_ascii_case(core)));
     (!junk).then_some(trimmed)
@@ -2113,6 +2154,21 @@ mod tests {
         Option<String>,
         Option<String>,
     );
+
+    proptest! {
+        /// The fast path of `clean_id_value` (nothing to trim) gives what trimming gives:
+        /// whitespace (ASCII and not), quotes, junk ids in any case, plain ids.
+        #[test]
+        fn clean_id_value_is_trim_then_junk_check(
+            v in "[ \"'`\u{a0}\t]{0,2}(nUll|NaN|none|a_1|é|x y|)[ \"'`\u{a0}\t]{0,2}"
+        ) {
+            let trimmed = v.trim();
+            let core = trimmed.trim_matches(|c| matches!(c, '"' | '\'' | '`')).trim();
+            let junk = core.is_empty()
+                || JUNK_IDS.iter().any(|j| j.eq_ignore_ascii_case(core));
+            prop_assert_eq!(clean_id_value(&v), (!junk).then_some(trimmed));
+        }
+    }
 
     proptest! {
         /// `more_chars_than` is polars' character count compared with the limit, nulls false.
