@@ -175,7 +175,7 @@ fn to_json_part(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChun
                 Some(c) => cols[*c]
                     .1
                     .get(i)
-                    .filter(|v| !v.trim().is_empty())
+                    .filter(|v| !is_blank(v))
                     .map(Cow::Borrowed),
             });
             if let Some(v) = value {
@@ -195,6 +195,15 @@ fn to_json_part(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChun
     Ok(out.finish())
 }
 
+/// Whether `v` is empty or only whitespace (`v.trim().is_empty()`), without trimming when its
+/// first byte is a printable ASCII character (nearly every value: the trim showed in profiles).
+fn is_blank(v: &str) -> bool {
+    match v.as_bytes().first() {
+        Some(b) if b.is_ascii_graphic() => false,
+        _ => v.trim().is_empty(),
+    }
+}
+
 /// Microseconds since the epoch as RFC 3339 UTC.
 pub fn rfc3339(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
@@ -205,6 +214,16 @@ pub fn rfc3339(us: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `is_blank` is `trim().is_empty()`: ASCII and other whitespace, printable first bytes.
+    #[test]
+    fn is_blank_is_trimmed_empty() {
+        for v in [
+            "", " ", "\t\n", "\u{a0}", " a", "a", "a ", "\u{a0}x", "é", "~", "\u{7f}",
+        ] {
+            assert_eq!(is_blank(v), v.trim().is_empty(), "{v:?}");
+        }
+    }
 
     #[test]
     fn registrable_domains_follow_the_public_suffix_list() {
