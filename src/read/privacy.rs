@@ -70,8 +70,7 @@ const TEXT_RULES: [(&str, &str, bool); 5] = [
 ];
 
 /// Per rule of [`TEXT_RULES`], literals of which a value holds at least one when the rule can
-/// match it. A value holding none of them skips the rule: the regex scan is the costly part.
-/// [`held_literals`] finds them all in one pass over the value, as the bits of [`RULE_NEEDS`].
+/// match it, as text: the tests check [`RULE_NEEDS`] and [`held_literals`] against it.
 #[cfg(test)]
 const TEXT_RULE_NEEDS: [&[&str]; 5] = [&["@"], &["@", "%40"], &["+", "%2B", "%2b"], &["="], &["@"]];
 
@@ -81,12 +80,16 @@ const PERCENT_40: u8 = 2;
 const PLUS: u8 = 4;
 const EQUALS: u8 = 8;
 
-/// [`TEXT_RULE_NEEDS`] as bits of [`held_literals`]: a rule can match only a value holding one.
+/// Per rule of [`TEXT_RULES`], the literals ([`held_literals`]' bits) of which a value holds at
+/// least one when the rule can match it: `@` for credentials, `@` or `%40` for an email, `+`,
+/// `%2B` or `%2b` for a phone number, `=` for a query parameter. A value holding none of them
+/// skips the rule: the regex scan is the costly part.
 const RULE_NEEDS: [u8; 5] = [AT, AT | PERCENT_40, PLUS, EQUALS, AT];
 
-/// Which literals of [`TEXT_RULE_NEEDS`] `v` holds, in one pass over its bytes (a substring
-/// search per literal and rule set a searcher up every time: most of redaction's time went
-/// there, not into the regexes). A `%` is looked at again only when the value holds one.
+/// Which of the rules' literals ([`RULE_NEEDS`]) `v` holds, in one pass over its bytes (a
+/// substring search per literal and rule set a searcher up every time: most of redaction's
+/// time went there, not into the regexes). A `%` is looked at again only when the value holds
+/// one.
 fn held_literals(v: &str) -> u8 {
     /// A bit that is not a literal: the value holds a `%`.
     const PERCENT: u8 = 16;
