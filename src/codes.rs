@@ -109,7 +109,7 @@ pub fn arg_sort_strings(values: &StringChunked) -> Vec<IdxSize> {
 }
 
 /// Every code of `codes` (but [`NONE`]) replaced by its entry in `renumber`.
-fn renumber_codes(codes: &mut [Vec<u32>], renumber: &[u32]) {
+pub fn renumber_codes(codes: &mut [Vec<u32>], renumber: &[u32]) {
     for c in codes {
         for v in c.iter_mut().filter(|v| **v != NONE) {
             *v = renumber[*v as usize];
@@ -197,6 +197,20 @@ pub fn extend_dictionary(
     Ok((Series::new("id".into(), merged), renumber, codes))
 }
 
+/// The codes of a code column as a vector, a null read as [`NONE`] (how the run writes "no
+/// value" in its code columns): copied chunk by chunk as slices, not value by value as
+/// options (such loops over every event's codes showed in profiles).
+pub fn code_values(codes: &UInt32Chunked) -> Vec<u32> {
+    if codes.null_count() > 0 {
+        return codes.iter().map(|c| c.unwrap_or(NONE)).collect();
+    }
+    let mut out = Vec::with_capacity(codes.len());
+    for a in codes.downcast_iter() {
+        out.extend_from_slice(a.values());
+    }
+    out
+}
+
 /// `s[idx]` with [`NONE`] → null: the values of codes in their dictionary.
 pub fn gather(s: &Series, idx: &[u32], name: &str) -> Result<Series> {
     let idx: IdxCa = idx
@@ -210,6 +224,18 @@ pub fn gather(s: &Series, idx: &[u32], name: &str) -> Result<Series> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A code column's values: chunk by chunk, and a null read as `NONE`.
+    #[test]
+    fn code_values_copy_every_chunk_and_read_nulls_as_none() {
+        let mut a = UInt32Chunked::from_slice("c".into(), &[3, 1]);
+        a.append(&UInt32Chunked::from_slice("c".into(), &[NONE, 7]))
+            .unwrap();
+        assert_eq!(a.chunks().len(), 2);
+        assert_eq!(code_values(&a), vec![3, 1, NONE, 7]);
+        let b = UInt32Chunked::new("c".into(), &[Some(2), None, Some(0)]);
+        assert_eq!(code_values(&b), vec![2, NONE, 0]);
+    }
 
     proptest! {
         /// The string sort is polars' stable `arg_sort` with nulls first: shared prefixes,

@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::codes::NONE;
+use crate::codes::{self, NONE};
 use crate::config::JobConfig;
 use crate::error::{Error, Result};
 use crate::storage::Lake;
@@ -175,23 +175,12 @@ impl EventCodes {
             (self.org, &["_org"]),
         ];
         let cut = |_: usize, (dict, names): &(Series, &[&str])| -> Result<_> {
-            let columns = names
+            let mut columns = names
                 .iter()
-                .map(|n| {
-                    let c = events.column(n)?.u32()?;
-                    let c = match c.null_count() {
-                        0 => c.clone(),
-                        _ => c.fill_null_with_values(NONE)?,
-                    };
-                    Ok(c.rechunk().into_owned())
-                })
-                .collect::<Result<Vec<UInt32Chunked>>>()?;
-            let slices = columns
-                .iter()
-                .map(|c| Ok(c.cont_slice()?))
-                .collect::<Result<Vec<&[u32]>>>()?;
+                .map(|n| Ok(codes::code_values(events.column(n)?.u32()?)))
+                .collect::<Result<Vec<Vec<u32>>>>()?;
             let mut used = vec![false; dict.len()];
-            for &c in slices.iter().flat_map(|s| s.iter()) {
+            for &c in columns.iter().flatten() {
                 if c != NONE {
                     used[c as usize] = true;
                 }
@@ -201,20 +190,9 @@ impl EventCodes {
             for (next, (r, _)) in kept.enumerate() {
                 *r = next as u32;
             }
-            let recoded: Vec<Column> = (names.iter().zip(&slices))
-                .map(|(name, codes)| {
-                    let codes: Vec<u32> = codes
-                        .iter()
-                        .map(|&c| {
-                            if c == NONE {
-                                NONE
-                            } else {
-                                renumber[c as usize]
-                            }
-                        })
-                        .collect();
-                    Column::new((*name).into(), codes)
-                })
+            codes::renumber_codes(&mut columns, &renumber);
+            let recoded: Vec<Column> = (names.iter().zip(columns))
+                .map(|(name, codes)| Column::new((*name).into(), codes))
                 .collect();
             let dict = dict.filter(&BooleanChunked::from_slice("used".into(), &used))?;
             Ok((dict, recoded))
@@ -1820,12 +1798,9 @@ impl EventCodes {
                 ("_user", &user_maps[i]),
                 ("_org", &org_maps[i]),
             ] {
-                let codes: Vec<u32> = (df.column(name)?.u32()?.iter())
-                    .map(|c| match c {
-                        Some(c) if c != NONE => map[c as usize],
-                        _ => NONE,
-                    })
-                    .collect();
+                let mut codes = [codes::code_values(df.column(name)?.u32()?)];
+                codes::renumber_codes(&mut codes, map);
+                let [codes] = codes;
                 df.with_column(Column::new(name.into(), codes))?;
             }
             Ok(df)
