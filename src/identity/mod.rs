@@ -397,49 +397,44 @@ pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
         })
         .collect();
     let u32s = |name: &str| -> Result<Vec<u32>> {
-        Ok(events
-            .column(name)?
-            .u32()?
-            .iter()
-            .map(|c| c.unwrap_or(NONE))
-            .collect())
+        Ok(crate::codes::code_values(events.column(name)?.u32()?))
     };
-    let kind: Vec<EventKind> = u32s("_event")?
-        .into_iter()
-        .map(|c| {
-            kind_of_name
-                .get(c as usize)
-                .copied()
-                .unwrap_or(EventKind::Other)
-        })
-        .collect();
-
     // The cookie dictionary: sorted distinct cookies of the events (read encoded them, with
     // the alias events' previous_id) and of the touches, so the smallest anon_id has the
     // smallest dense id. The events' dictionary is extended with the touches' cookies it lacks
-    // (only those are sorted), and the events' codes are renumbered into it.
-    let (anon_ids, renumber, mut touch_codes) = extend_dictionary(
-        codes.anon.str()?,
-        &[raw.touches.column("anon_id")?.str()?.clone()],
-    )?;
+    // (only those are sorted), and the events' codes are renumbered into it. Beside it, the
+    // columns that do not need it.
+    let (extended, others) = crate::parallel::join(
+        || {
+            extend_dictionary(
+                codes.anon.str()?,
+                &[raw.touches.column("anon_id")?.str()?.clone()],
+            )
+        },
+        || -> Result<_> {
+            let kind: Vec<EventKind> = u32s("_event")?
+                .into_iter()
+                .map(|c| {
+                    kind_of_name
+                        .get(c as usize)
+                        .copied()
+                        .unwrap_or(EventKind::Other)
+                })
+                .collect();
+            Ok((kind, u32s("_user")?, i64_values(events.column("ts")?)?))
+        },
+    );
+    let (anon_ids, renumber, mut touch_codes) = extended?;
+    let (kind, user, ts) = others?;
     let touch_anon = touch_codes.pop().unwrap_or_default();
-    let recode = |name: &str| -> Result<Vec<u32>> {
-        Ok(u32s(name)?
-            .into_iter()
-            .map(|c| {
-                if c == NONE {
-                    NONE
-                } else {
-                    renumber[c as usize]
-                }
-            })
-            .collect())
-    };
+    let mut anon_prev = [u32s("_anon")?, u32s("_prev")?];
+    crate::codes::renumber_codes(&mut anon_prev, &renumber);
+    let [anon, prev] = anon_prev;
     let ev = EventColumns {
-        anon: recode("_anon")?,
-        user: u32s("_user")?,
-        prev: recode("_prev")?,
-        ts: i64_values(events.column("ts")?)?,
+        anon,
+        user,
+        prev,
+        ts,
         kind,
     };
     let touch_ts = i64_values(raw.touches.column("ts")?)?;
@@ -452,6 +447,16 @@ pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
     })
 }
 
+/// The values of a time column (a null read as 0: read quarantines events without a time),
+/// copied chunk by chunk as slices when it has no nulls.
 fn i64_values(c: &Column) -> Result<Vec<i64>> {
-    Ok(c.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
+    let c = c.i64()?;
+    if c.null_count() > 0 {
+        return Ok(c.iter().map(|v| v.unwrap_or(0)).collect());
+    }
+    let mut out = Vec::with_capacity(c.len());
+    for a in c.downcast_iter() {
+        out.extend_from_slice(a.values());
+    }
+    Ok(out)
 }
