@@ -211,6 +211,18 @@ pub fn code_values(codes: &UInt32Chunked) -> Vec<u32> {
     out
 }
 
+/// `f` of every code of a code column in row order, a null read as [`NONE`], over its
+/// chunks as slices (no copy).
+pub fn for_each_code(codes: &UInt32Chunked, mut f: impl FnMut(u32)) {
+    if codes.null_count() > 0 {
+        codes.iter().for_each(|c| f(c.unwrap_or(NONE)));
+        return;
+    }
+    for a in codes.downcast_iter() {
+        a.values().iter().for_each(|&c| f(c));
+    }
+}
+
 /// `s[idx]` with [`NONE`] → null: the values of codes in their dictionary.
 pub fn gather(s: &Series, idx: &[u32], name: &str) -> Result<Series> {
     let idx: IdxCa = idx
@@ -225,7 +237,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A code column's values: chunk by chunk, and a null read as `NONE`.
+    /// A code column's values (copied or visited): chunk by chunk, and a null read as `NONE`.
     #[test]
     fn code_values_copy_every_chunk_and_read_nulls_as_none() {
         let mut a = UInt32Chunked::from_slice("c".into(), &[3, 1]);
@@ -235,6 +247,11 @@ mod tests {
         assert_eq!(code_values(&a), vec![3, 1, NONE, 7]);
         let b = UInt32Chunked::new("c".into(), &[Some(2), None, Some(0)]);
         assert_eq!(code_values(&b), vec![2, NONE, 0]);
+        for (ca, want) in [(&a, code_values(&a)), (&b, code_values(&b))] {
+            let mut seen = Vec::new();
+            for_each_code(ca, |c| seen.push(c));
+            assert_eq!(seen, want);
+        }
     }
 
     proptest! {
