@@ -54,7 +54,7 @@ pub fn merge_dictionaries(dicts: &[StringChunked]) -> Result<(Series, Vec<Vec<u3
 
 /// Values numbered as first seen, and codes into them, renumbered in sorted order.
 fn sorted((first_seen, mut codes): (Series, Vec<Vec<u32>>)) -> Result<(Series, Vec<Vec<u32>>)> {
-    let order = arg_sort_strings(first_seen.str()?);
+    let order = arg_sort_strings(first_seen.str()?.iter());
     let mut renumber = vec![0u32; first_seen.len()];
     for (new, &old) in order.iter().enumerate() {
         renumber[old as usize] = new as u32;
@@ -65,16 +65,17 @@ fn sorted((first_seen, mut codes): (Series, Vec<Vec<u32>>)) -> Result<(Series, V
 }
 
 /// The rows of `values` in sorted order (bytewise, as polars sorts strings), nulls first and
-/// equal values in row order: polars' stable `arg_sort`, with less work per comparison.
+/// equal values in row order: polars' stable `arg_sort` of a string column, with less work per
+/// comparison.
 ///
 /// Rows are sorted as (key, row) pairs side by side in memory: the key is the 8 bytes of the
 /// value that follow the prefix all values share (ids such as `a_…` or `u_…` share one),
 /// zero-padded, so a comparison of keys mostly decides without reading the strings. Only
 /// equal keys compare the whole values, then the rows. Polars' parallel merge sort compared
 /// the strings themselves at every step (about 3 % of a 10M run's CPU samples).
-pub fn arg_sort_strings(values: &StringChunked) -> Vec<IdxSize> {
+pub fn arg_sort_strings<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Vec<IdxSize> {
     use rayon::prelude::*;
-    let values: Vec<Option<&[u8]>> = values.iter().map(|v| v.map(str::as_bytes)).collect();
+    let values: Vec<Option<&[u8]>> = (values.into_iter()).map(|v| v.map(str::as_bytes)).collect();
     let mut shared: Option<&[u8]> = None;
     for v in values.iter().flatten() {
         shared = Some(match shared {
@@ -109,11 +110,16 @@ pub fn arg_sort_strings(values: &StringChunked) -> Vec<IdxSize> {
 }
 
 /// Every code of `codes` (but [`NONE`]) replaced by its entry in `renumber`.
-pub fn renumber_codes(codes: &mut [Vec<u32>], renumber: &[u32]) {
+fn renumber_codes(codes: &mut [Vec<u32>], renumber: &[u32]) {
     for c in codes {
-        for v in c.iter_mut().filter(|v| **v != NONE) {
-            *v = renumber[*v as usize];
-        }
+        renumber_in_place(c, renumber);
+    }
+}
+
+/// Every code of `codes` (but [`NONE`]) replaced by its entry in `renumber`.
+pub fn renumber_in_place(codes: &mut [u32], renumber: &[u32]) {
+    for v in codes.iter_mut().filter(|v| **v != NONE) {
+        *v = renumber[*v as usize];
     }
 }
 
@@ -197,15 +203,15 @@ pub fn extend_dictionary(
     Ok((Series::new("id".into(), merged), renumber, codes))
 }
 
-/// The codes of a code column as a vector, a null read as [`NONE`] (how the run writes "no
-/// value" in its code columns): copied chunk by chunk as slices, not value by value as
-/// options (such loops over every event's codes showed in profiles).
-pub fn code_values(codes: &UInt32Chunked) -> Vec<u32> {
-    if codes.null_count() > 0 {
-        return codes.iter().map(|c| c.unwrap_or(NONE)).collect();
+/// The values of a number column as a vector, a null read as `null` ([`NONE`] for a code
+/// column, as the run writes "no value" there): copied chunk by chunk as slices, not value by
+/// value as options (such loops over every event's codes showed in profiles).
+pub fn values_or<T: PolarsNumericType>(ca: &ChunkedArray<T>, null: T::Native) -> Vec<T::Native> {
+    if ca.null_count() > 0 {
+        return ca.iter().map(|v| v.unwrap_or(null)).collect();
     }
-    let mut out = Vec::with_capacity(codes.len());
-    for a in codes.downcast_iter() {
+    let mut out = Vec::with_capacity(ca.len());
+    for a in ca.downcast_iter() {
         out.extend_from_slice(a.values());
     }
     out
@@ -239,15 +245,15 @@ mod tests {
 
     /// A code column's values (copied or visited): chunk by chunk, and a null read as `NONE`.
     #[test]
-    fn code_values_copy_every_chunk_and_read_nulls_as_none() {
+    fn code_values_are_read_chunk_by_chunk_with_nulls_as_none() {
         let mut a = UInt32Chunked::from_slice("c".into(), &[3, 1]);
         a.append(&UInt32Chunked::from_slice("c".into(), &[NONE, 7]))
             .unwrap();
         assert_eq!(a.chunks().len(), 2);
-        assert_eq!(code_values(&a), vec![3, 1, NONE, 7]);
+        assert_eq!(values_or(&a, NONE), vec![3, 1, NONE, 7]);
         let b = UInt32Chunked::new("c".into(), &[Some(2), None, Some(0)]);
-        assert_eq!(code_values(&b), vec![2, NONE, 0]);
-        for (ca, want) in [(&a, code_values(&a)), (&b, code_values(&b))] {
+        assert_eq!(values_or(&b, NONE), vec![2, NONE, 0]);
+        for (ca, want) in [(&a, values_or(&a, NONE)), (&b, values_or(&b, NONE))] {
             let mut seen = Vec::new();
             for_each_code(ca, |c| seen.push(c));
             assert_eq!(seen, want);
@@ -269,7 +275,7 @@ mod tests {
                 .arg_sort(SortOptions::default().with_maintain_order(true))
                 .into_no_null_iter()
                 .collect();
-            prop_assert_eq!(arg_sort_strings(&ca), theirs);
+            prop_assert_eq!(arg_sort_strings(ca.iter()), theirs);
         }
 
         /// Extending the dictionary of `a` with `b` gives the dictionary and codes of encoding

@@ -360,12 +360,9 @@ impl Exports {
         }
         // By event id, then platform: the rows are appended in `PLATFORMS_AND_FILES` order, and
         // the sort keeps equal ids in row order.
-        use polars::prelude::{NewChunkedArray, StringChunked};
-        let ids = StringChunked::from_iter_values("id".into(), rows.iter().map(|r| r.0));
-        let rows: Vec<(&str, &str, Option<&'static str>)> = crate::codes::arg_sort_strings(&ids)
-            .into_iter()
-            .map(|i| rows[i as usize])
-            .collect();
+        let order = crate::codes::arg_sort_strings(rows.iter().map(|r| Some(r.0)));
+        let rows: Vec<(&str, &str, Option<&'static str>)> =
+            (order.into_iter()).map(|i| rows[i as usize]).collect();
         Ok(DataFrame::new(
             rows.len(),
             vec![

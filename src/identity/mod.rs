@@ -397,7 +397,7 @@ pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
         })
         .collect();
     let u32s = |name: &str| -> Result<Vec<u32>> {
-        Ok(crate::codes::code_values(events.column(name)?.u32()?))
+        Ok(crate::codes::values_or(events.column(name)?.u32()?, NONE))
     };
     // The cookie dictionary: sorted distinct cookies of the events (read encoded them, with
     // the alias events' previous_id) and of the touches, so the smallest anon_id has the
@@ -427,9 +427,9 @@ pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
     let (anon_ids, renumber, mut touch_codes) = extended?;
     let (kind, user, ts) = others?;
     let touch_anon = touch_codes.pop().unwrap_or_default();
-    let mut anon_prev = [u32s("_anon")?, u32s("_prev")?];
-    crate::codes::renumber_codes(&mut anon_prev, &renumber);
-    let [anon, prev] = anon_prev;
+    let (mut anon, mut prev) = (u32s("_anon")?, u32s("_prev")?);
+    crate::codes::renumber_in_place(&mut anon, &renumber);
+    crate::codes::renumber_in_place(&mut prev, &renumber);
     let ev = EventColumns {
         anon,
         user,
@@ -447,16 +447,7 @@ pub fn encode_lake(raw: &RawLake, cfg: &JobConfig) -> Result<Encoded> {
     })
 }
 
-/// The values of a time column (a null read as 0: read quarantines events without a time),
-/// copied chunk by chunk as slices when it has no nulls.
+/// The values of a time column (a null read as 0: read quarantines rows without a time).
 fn i64_values(c: &Column) -> Result<Vec<i64>> {
-    let c = c.i64()?;
-    if c.null_count() > 0 {
-        return Ok(c.iter().map(|v| v.unwrap_or(0)).collect());
-    }
-    let mut out = Vec::with_capacity(c.len());
-    for a in c.downcast_iter() {
-        out.extend_from_slice(a.values());
-    }
-    Ok(out)
+    Ok(crate::codes::values_or(c.i64()?, 0))
 }

@@ -198,9 +198,8 @@ impl EventCodes {
                 .next()
                 .ok_or_else(|| Error::Internal("a dictionary was not cut".into()))?;
             for name in names.iter() {
-                let mut column = [codes::code_values(events.column(name)?.u32()?)];
-                codes::renumber_codes(&mut column, &renumber);
-                let [column] = column;
+                let mut column = codes::values_or(events.column(name)?.u32()?, NONE);
+                codes::renumber_in_place(&mut column, &renumber);
                 events.with_column(Column::new((*name).into(), column))?;
             }
             Ok(dict)
@@ -1796,9 +1795,8 @@ impl EventCodes {
                 ("_user", &user_maps[i]),
                 ("_org", &org_maps[i]),
             ] {
-                let mut codes = [codes::code_values(df.column(name)?.u32()?)];
-                codes::renumber_codes(&mut codes, map);
-                let [codes] = codes;
+                let mut codes = codes::values_or(df.column(name)?.u32()?, NONE);
+                codes::renumber_in_place(&mut codes, map);
                 df.with_column(Column::new(name.into(), codes))?;
             }
             Ok(df)

@@ -354,7 +354,7 @@ pub fn stitch_into(
     let (person_ids, person_users) = person_columns(graph)?;
     // The persons in person_id order (ties in person order): the order of `persons`, and of
     // the persons within each day of `journeys`.
-    let person_order: Vec<u32> = crate::codes::arg_sort_strings(person_ids.str()?);
+    let person_order: Vec<u32> = crate::codes::arg_sort_strings(person_ids.str()?.iter());
     stats.persons_with_first_touch = by_person.first.iter().filter(|&&r| r != NONE).count() as u64;
 
     // Four pieces of work (below) that share only read-only inputs: persons, identity_map,
