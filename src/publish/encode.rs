@@ -120,7 +120,10 @@ pub struct TableEncoder<W: Write> {
     /// non-nested column whose default is a dictionary).
     choosable: Vec<bool>,
     pages: Vec<Pages>,
-    options: WriteOptions,
+    /// Per column: its options (the columns of [`super::TEXT_COLUMNS`] without min/max).
+    options: Vec<WriteOptions>,
+    /// The compression of every page.
+    compression: CompressionOptions,
     /// Per column: the dictionary its codes point into (a [`Coded`] column), and the map from
     /// a code to its key in the row group's dictionary (kept for its allocation).
     coded: Vec<Option<(Utf8ViewArray, PlHashMap<u32, u32>)>>,
@@ -158,9 +161,10 @@ fn shown_schema(schema: &Schema, coded: &[Coded<'_>]) -> Schema {
 
 impl<W: Write> TableEncoder<W> {
     /// An encoder of files with `schema`'s columns: zstd level 1 (as small as the default level
-    /// 3 on these tables, and faster), polars' default statistics (min, max, null count). The
-    /// columns named in `coded` are given as codes (UInt32 in `schema` and in every row group)
-    /// and written as the strings they point to.
+    /// 3 on these tables, and faster), polars' default statistics (min, max, null count), but
+    /// null counts only for the free text of [`super::TEXT_COLUMNS`]. The columns named in
+    /// `coded` are given as codes (UInt32 in `schema` and in every row group) and written as
+    /// the strings they point to.
     pub fn new(w: W, schema: &Schema, coded: &[Coded<'_>]) -> Result<Self> {
         let shown = shown_schema(schema, coded);
         let coded: Vec<Option<(Utf8ViewArray, PlHashMap<u32, u32>)>> = schema
@@ -199,13 +203,31 @@ impl<W: Write> TableEncoder<W> {
             data_page_size: None,
         };
         let pages = vec![Pages::Polars; fields.len()];
+        let text = WriteOptions {
+            statistics: StatisticsOptions {
+                min_value: false,
+                max_value: false,
+                ..StatisticsOptions::default()
+            },
+            ..options
+        };
+        let column_options = (schema.iter_names())
+            .map(|name| {
+                if super::TEXT_COLUMNS.contains(&name.as_str()) {
+                    text
+                } else {
+                    options
+                }
+            })
+            .collect();
         Ok(Self {
             writer: FileWriter::new_with_parquet_schema(w, arrow, parquet, options),
             fields,
             encodings,
             choosable,
             pages,
-            options,
+            options: column_options,
+            compression: options.compression,
             coded,
             zstd: zstd::bulk::Compressor::new(ZSTD_LEVEL)?,
         })
@@ -228,7 +250,7 @@ impl<W: Write> TableEncoder<W> {
                 self.encoding_of(i, array)
             };
             let encoding = encoding.map_or_else(|| self.encodings[i].clone(), |e| vec![e]);
-            let options = self.options;
+            let options = self.options[i];
             for pages in array_to_columns(array, self.fields[i].clone(), options, &encoding)? {
                 let mut compressed = Vec::new();
                 for page in pages {
@@ -247,7 +269,7 @@ impl<W: Write> TableEncoder<W> {
 
     /// `page` compressed with the file's zstd context, as polars' page compressor would.
     fn compress(&mut self, page: Page) -> Result<CompressedPage> {
-        let compression = Compression::from(self.options.compression);
+        let compression = Compression::from(self.compression);
         Ok(match page {
             Page::Data(p) if matches!(p.header(), DataPageHeader::V1(_)) => {
                 let buffer = self.zstd.compress(p.buffer())?;
@@ -272,9 +294,7 @@ impl<W: Write> TableEncoder<W> {
                     p.is_sorted,
                 ))
             }
-            other => {
-                compress(other, Vec::new(), self.options.compression).map_err(PolarsError::from)?
-            }
+            other => compress(other, Vec::new(), self.compression).map_err(PolarsError::from)?,
         })
     }
 
@@ -516,6 +536,38 @@ mod tests {
             ours.len(),
             theirs.len()
         );
+    }
+
+    #[test]
+    fn text_columns_have_null_counts_but_no_min_max() {
+        let n = 2 * 4096;
+        let mut df = table(n);
+        let json =
+            |i: usize| (i % 3 != 0).then(|| format!("{{\"ts\":{i},\"utm_source\":\"x{i}\"}}"));
+        df.with_column(Column::new(
+            "first_touch".into(),
+            (0..n).map(json).collect::<Vec<_>>(),
+        ))
+        .unwrap();
+        let file = encoded(&df, 4096);
+        let back = ParquetReader::new(Cursor::new(file.clone()))
+            .finish()
+            .unwrap();
+        assert!(back.equals_missing(&df));
+        let text = statistics(&file, "first_touch");
+        assert_eq!(text.len(), 2);
+        // Rows 0, 3, 6, ... are null: 1,366 in the first row group, 1,365 in the second.
+        for (s, nulls) in text.iter().zip([1366, 1365]) {
+            assert!(s.contains(&format!("null_count: Some({nulls})")), "{s}");
+            assert!(
+                s.contains("min_value: None") && s.contains("max_value: None"),
+                "{s}"
+            );
+        }
+        // The other columns keep theirs (what `explain` and DuckDB prune row groups by).
+        assert!(statistics(&file, "event_id")
+            .iter()
+            .all(|s| s.contains("min_value: Some") && s.contains("max_value: Some")));
     }
 
     #[test]
