@@ -193,155 +193,178 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
     let n_segments = seg.segments.len();
     log("segments");
 
-    // Union-find over segments [0, S) and users [S, S + U), in event-time order.
-    let s = n_segments as u32;
-    // A segment carries its user from the start: by retroactive backfill (§3.2) the whole
-    // segment is that user's, so time order decides only between segments (aliases).
-    let mut labels: Vec<u32> = seg.segments.iter().map(|sg| sg.user).collect();
-    labels.extend(0..n_users as u32);
-    let mut uf = UnionFind::new(labels);
-    let mut segment_refused = vec![false; n_segments];
-    let mut refused: Vec<RefusedUnion> = Vec::new();
-    let mut stats = IdentityStats {
-        cookies: n_cookies as u64,
-        users: n_users as u64,
-        segments: n_segments as u64,
-        ..Default::default()
-    };
-    for e in 0..ev.anon.len() {
-        let own = seg.event_segment[e];
-        if own != NONE && ev.user[e] != NONE {
-            stats.link_events += 1;
-            let user_node = s + ev.user[e];
-            if uf.union(own, user_node) == Union::Refused {
-                segment_refused[own as usize] = true;
-                refused.push(RefusedUnion {
-                    event: e as u32,
-                    kind: RefusedKind::Link,
-                    a: own,
-                    b: user_node,
-                });
-            }
-        }
-        let prev = seg.alias_prev_segment[e];
-        if ev.kind[e] == EventKind::Alias && own != NONE && prev != NONE {
-            stats.alias_events += 1;
-            if uf.union(own, prev) == Union::Refused {
-                segment_refused[own as usize] = true;
-                segment_refused[prev as usize] = true;
-                refused.push(RefusedUnion {
-                    event: e as u32,
-                    kind: RefusedKind::Alias,
-                    a: own,
-                    b: prev,
-                });
-            }
-        }
-    }
-    stats.refused_unions = refused.len() as u64;
-    log("unions");
-
-    // Persons: one per component, numbered in node order.
-    let n_nodes = uf.len();
-    let mut node_person = vec![NONE; n_nodes];
-    let mut root_person = vec![NONE; n_nodes];
-    let mut persons: Vec<Person> = Vec::new();
-    let mut min_anon: Vec<u32> = Vec::new();
-    for node in 0..n_nodes as u32 {
-        let root = uf.find(node);
-        if root_person[root as usize] == NONE {
-            root_person[root as usize] = persons.len() as u32;
-            persons.push(Person {
-                person_id: String::new(),
-                user: uf.user_of(root),
-                anon_count: 0,
-                segment_count: 0,
-                conflict_count: 0,
-                oversized: false,
-            });
-            min_anon.push(NONE);
-        }
-        node_person[node as usize] = root_person[root as usize];
-    }
-    let segment_person: Vec<u32> = node_person[..n_segments].to_vec();
-    let user_person: Vec<u32> = node_person[n_segments..].to_vec();
-
-    let mut last_cookie = vec![NONE; persons.len()];
-    for (i, sg) in seg.segments.iter().enumerate() {
-        let p = segment_person[i] as usize;
-        persons[p].segment_count += 1;
-        min_anon[p] = min_anon[p].min(sg.anon);
-        if last_cookie[p] != sg.anon {
-            last_cookie[p] = sg.anon;
-            persons[p].anon_count += 1;
-            if seg.cookies[sg.anon as usize].conflict {
-                persons[p].conflict_count += 1;
-            }
-        }
-    }
-    for r in &refused {
-        persons[node_person[r.a as usize] as usize].conflict_count += 1;
-        persons[node_person[r.b as usize] as usize].conflict_count += 1;
-    }
-    let anon_str = anon_ids.str()?;
-    let user_str = user_ids.str()?;
-    let limit = cfg.identity.max_cookies_per_user;
-    for (p, person) in persons.iter_mut().enumerate() {
-        person.person_id = if person.user != NONE {
-            user_str
-                .get(person.user as usize)
-                .unwrap_or_default()
-                .to_string()
-        } else {
-            anon_str
-                .get(min_anon[p] as usize)
-                .unwrap_or_default()
-                .to_string()
-        };
-        person.oversized = person.user != NONE && person.anon_count > limit;
-    }
-    stats.persons = persons.len() as u64;
-    stats.persons_with_user = persons.iter().filter(|p| p.user != NONE).count() as u64;
-    stats.oversized_persons = persons.iter().filter(|p| p.oversized).count() as u64;
-    stats.conflicted_cookies = seg.cookies.iter().filter(|c| c.conflict).count() as u64;
-    stats.shared_device_cuts = seg.shared_device_cuts;
-
-    // Each event belongs to its user's person when it names a user, else to its segment's.
-    let event_person: Vec<u32> = (0..ev.anon.len())
-        .map(|e| {
-            if ev.user[e] != NONE {
-                user_person[ev.user[e] as usize]
-            } else {
-                segment_person[seg.event_segment[e] as usize]
-            }
-        })
-        .collect();
-    let event_person = UInt32Chunked::from_vec("_person".into(), event_person);
-    let touch_person: Vec<u32> = seg
-        .touch_segment
-        .iter()
-        .map(|&sg| segment_person[sg as usize])
-        .collect();
-    log("persons");
-
-    // The ids of the events the tables name: each segment's link and each refused union.
-    let mut named: Vec<u32> = (seg.segments.iter())
+    // The link events' ids are read again from the raw files beside the unions and persons
+    // (mostly one thread): the segments name them. The refused unions' events are known only
+    // after the unions, and read after them (most runs have none).
+    let links: Vec<u32> = (seg.segments.iter())
         .map(|s| s.link.map_or(NONE, |l| l.2))
         .collect();
-    named.extend(refused.iter().map(|r| r.event));
-    let ids = event_ids(&named)?;
-    if ids.len() != named.len() {
-        return Err(Error::Internal(format!(
-            "identity: {} event ids for {} events",
-            ids.len(),
-            named.len()
-        )));
+    let unite = || -> Result<_> {
+        // Union-find over segments [0, S) and users [S, S + U), in event-time order.
+        let s = n_segments as u32;
+        // A segment carries its user from the start: by retroactive backfill (§3.2) the whole
+        // segment is that user's, so time order decides only between segments (aliases).
+        let mut labels: Vec<u32> = seg.segments.iter().map(|sg| sg.user).collect();
+        labels.extend(0..n_users as u32);
+        let mut uf = UnionFind::new(labels);
+        let mut segment_refused = vec![false; n_segments];
+        let mut refused: Vec<RefusedUnion> = Vec::new();
+        let mut stats = IdentityStats {
+            cookies: n_cookies as u64,
+            users: n_users as u64,
+            segments: n_segments as u64,
+            ..Default::default()
+        };
+        for e in 0..ev.anon.len() {
+            let own = seg.event_segment[e];
+            if own != NONE && ev.user[e] != NONE {
+                stats.link_events += 1;
+                let user_node = s + ev.user[e];
+                if uf.union(own, user_node) == Union::Refused {
+                    segment_refused[own as usize] = true;
+                    refused.push(RefusedUnion {
+                        event: e as u32,
+                        kind: RefusedKind::Link,
+                        a: own,
+                        b: user_node,
+                    });
+                }
+            }
+            let prev = seg.alias_prev_segment[e];
+            if ev.kind[e] == EventKind::Alias && own != NONE && prev != NONE {
+                stats.alias_events += 1;
+                if uf.union(own, prev) == Union::Refused {
+                    segment_refused[own as usize] = true;
+                    segment_refused[prev as usize] = true;
+                    refused.push(RefusedUnion {
+                        event: e as u32,
+                        kind: RefusedKind::Alias,
+                        a: own,
+                        b: prev,
+                    });
+                }
+            }
+        }
+        stats.refused_unions = refused.len() as u64;
+        log("unions");
+
+        // Persons: one per component, numbered in node order.
+        let n_nodes = uf.len();
+        let mut node_person = vec![NONE; n_nodes];
+        let mut root_person = vec![NONE; n_nodes];
+        let mut persons: Vec<Person> = Vec::new();
+        let mut min_anon: Vec<u32> = Vec::new();
+        for node in 0..n_nodes as u32 {
+            let root = uf.find(node);
+            if root_person[root as usize] == NONE {
+                root_person[root as usize] = persons.len() as u32;
+                persons.push(Person {
+                    person_id: String::new(),
+                    user: uf.user_of(root),
+                    anon_count: 0,
+                    segment_count: 0,
+                    conflict_count: 0,
+                    oversized: false,
+                });
+                min_anon.push(NONE);
+            }
+            node_person[node as usize] = root_person[root as usize];
+        }
+        let segment_person: Vec<u32> = node_person[..n_segments].to_vec();
+        let user_person: Vec<u32> = node_person[n_segments..].to_vec();
+
+        let mut last_cookie = vec![NONE; persons.len()];
+        for (i, sg) in seg.segments.iter().enumerate() {
+            let p = segment_person[i] as usize;
+            persons[p].segment_count += 1;
+            min_anon[p] = min_anon[p].min(sg.anon);
+            if last_cookie[p] != sg.anon {
+                last_cookie[p] = sg.anon;
+                persons[p].anon_count += 1;
+                if seg.cookies[sg.anon as usize].conflict {
+                    persons[p].conflict_count += 1;
+                }
+            }
+        }
+        for r in &refused {
+            persons[node_person[r.a as usize] as usize].conflict_count += 1;
+            persons[node_person[r.b as usize] as usize].conflict_count += 1;
+        }
+        let anon_str = anon_ids.str()?;
+        let user_str = user_ids.str()?;
+        let limit = cfg.identity.max_cookies_per_user;
+        for (p, person) in persons.iter_mut().enumerate() {
+            person.person_id = if person.user != NONE {
+                user_str
+                    .get(person.user as usize)
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                anon_str
+                    .get(min_anon[p] as usize)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            person.oversized = person.user != NONE && person.anon_count > limit;
+        }
+        stats.persons = persons.len() as u64;
+        stats.persons_with_user = persons.iter().filter(|p| p.user != NONE).count() as u64;
+        stats.oversized_persons = persons.iter().filter(|p| p.oversized).count() as u64;
+        stats.conflicted_cookies = seg.cookies.iter().filter(|c| c.conflict).count() as u64;
+        stats.shared_device_cuts = seg.shared_device_cuts;
+
+        // Each event belongs to its user's person when it names a user, else to its segment's.
+        let event_person: Vec<u32> = (0..ev.anon.len())
+            .map(|e| {
+                if ev.user[e] != NONE {
+                    user_person[ev.user[e] as usize]
+                } else {
+                    segment_person[seg.event_segment[e] as usize]
+                }
+            })
+            .collect();
+        let event_person = UInt32Chunked::from_vec("_person".into(), event_person);
+        let touch_person: Vec<u32> = seg
+            .touch_segment
+            .iter()
+            .map(|&sg| segment_person[sg as usize])
+            .collect();
+        log("persons");
+        Ok((
+            segment_person,
+            segment_refused,
+            refused,
+            user_person,
+            persons,
+            event_person,
+            touch_person,
+            stats,
+        ))
+    };
+    let (link_ids, united) = crate::parallel::join(|| event_ids(&links), unite);
+    let (
+        segment_person,
+        segment_refused,
+        refused,
+        user_person,
+        persons,
+        event_person,
+        touch_person,
+        stats,
+    ) = united?;
+    let link_ids = link_ids?;
+    let refused_rows: Vec<u32> = refused.iter().map(|r| r.event).collect();
+    let refused_ids = event_ids(&refused_rows)?;
+    for (ids, rows) in [(&link_ids, links.len()), (&refused_ids, refused_rows.len())] {
+        if ids.len() != rows {
+            return Err(Error::Internal(format!(
+                "identity: {} event ids for {rows} events",
+                ids.len(),
+            )));
+        }
     }
-    let n_links = seg.segments.len();
-    let link_event_ids = ids.slice(0, n_links).with_name("link_event_id".into());
-    let refused_event_ids = ids
-        .slice(n_links as i64, refused.len())
-        .with_name("event_id".into());
+    let link_event_ids = link_ids.with_name("link_event_id".into());
+    let refused_event_ids = refused_ids.with_name("event_id".into());
     log("event ids read again");
     Ok(IdentityGraph {
         anon_ids,
