@@ -137,6 +137,12 @@ pub fn number_columns(columns: &[StringChunked], capacity: usize) -> (Series, Ve
 
 /// The values of `columns` numbered: a value in `seen` keeps its number, a new one gets the
 /// next (its place in `distinct`, where it is added). [`NONE`] for null.
+///
+/// A value equal to the column's previous non-null value takes its code without a lookup:
+/// raw event files hold a device's events together (an SDK sends them in batches, sessions
+/// are written as they end), so most ids repeat the one before (three in four `anon_id`s and
+/// `user_id`s in the generated lake), and comparing with the previous value, which is in the
+/// cache, is much cheaper than hashing the value and probing a table of a million ids.
 fn number_into<'a>(
     seen: &mut PlHashMap<&'a str, u32>,
     distinct: &mut Vec<&'a str>,
@@ -145,13 +151,19 @@ fn number_into<'a>(
     let mut codes: Vec<Vec<u32>> = Vec::with_capacity(columns.len());
     for c in columns {
         let mut out = Vec::with_capacity(c.len());
+        let mut previous: Option<(&'a str, u32)> = None;
         for v in c.iter() {
-            out.push(match v {
-                None => NONE,
-                Some(v) => *seen.entry(v).or_insert_with(|| {
-                    distinct.push(v);
-                    (distinct.len() - 1) as u32
-                }),
+            out.push(match (v, previous) {
+                (None, _) => NONE,
+                (Some(v), Some((p, code))) if p == v => code,
+                (Some(v), _) => {
+                    let code = *seen.entry(v).or_insert_with(|| {
+                        distinct.push(v);
+                        (distinct.len() - 1) as u32
+                    });
+                    previous = Some((v, code));
+                    code
+                }
             });
         }
         codes.push(out);
@@ -276,6 +288,49 @@ mod tests {
                 .into_no_null_iter()
                 .collect();
             prop_assert_eq!(arg_sort_strings(ca.iter()), theirs);
+        }
+
+        /// Numbering gives each value its place among the distinct values as first seen,
+        /// across columns, whether it repeats the value before it or not: runs of equal values,
+        /// nulls inside runs, a column starting with the previous column's last value.
+        #[test]
+        fn number_columns_numbers_values_as_first_seen(
+            columns in proptest::collection::vec(
+                proptest::collection::vec(
+                    (proptest::option::weighted(0.8, "[ab]{0,2}"), 1usize..4),
+                    0..12,
+                ),
+                1..4,
+            ),
+        ) {
+            let columns: Vec<StringChunked> = (columns.iter().enumerate())
+                .map(|(i, runs)| {
+                    let values: Vec<Option<&str>> = (runs.iter())
+                        .flat_map(|(v, n)| std::iter::repeat_n(v.as_deref(), *n))
+                        .collect();
+                    StringChunked::new(format!("c{i}").into(), &values)
+                })
+                .collect();
+            let (dict, codes) = number_columns(&columns, 0);
+            let mut first_seen: Vec<&str> = Vec::new();
+            for (c, got) in columns.iter().zip(&codes) {
+                let want: Vec<u32> = (c.iter())
+                    .map(|v| match v {
+                        None => NONE,
+                        Some(v) => match first_seen.iter().position(|&s| s == v) {
+                            Some(i) => i as u32,
+                            None => {
+                                first_seen.push(v);
+                                (first_seen.len() - 1) as u32
+                            }
+                        },
+                    })
+                    .collect();
+                prop_assert_eq!(got, &want);
+            }
+            let dict: Vec<Option<&str>> = dict.str().unwrap().iter().collect();
+            let want: Vec<Option<&str>> = first_seen.into_iter().map(Some).collect();
+            prop_assert_eq!(dict, want);
         }
 
         /// Extending the dictionary of `a` with `b` gives the dictionary and codes of encoding
