@@ -199,7 +199,7 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
     let links: Vec<u32> = (seg.segments.iter())
         .map(|s| s.link.map_or(NONE, |l| l.2))
         .collect();
-    let unite = || -> Result<_> {
+    let unite = || -> Result<United> {
         // Union-find over segments [0, S) and users [S, S + U), in event-time order.
         let s = n_segments as u32;
         // A segment carries its user from the start: by retroactive backfill (§3.2) the whole
@@ -330,7 +330,7 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
             .map(|&sg| segment_person[sg as usize])
             .collect();
         log("persons");
-        Ok((
+        Ok(United {
             segment_person,
             segment_refused,
             refused,
@@ -339,10 +339,10 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
             event_person,
             touch_person,
             stats,
-        ))
+        })
     };
     let (link_ids, united) = crate::parallel::join(|| event_ids(&links), unite);
-    let (
+    let United {
         segment_person,
         segment_refused,
         refused,
@@ -351,7 +351,7 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
         event_person,
         touch_person,
         stats,
-    ) = united?;
+    } = united?;
     let link_ids = link_ids?;
     let refused_rows: Vec<u32> = refused.iter().map(|r| r.event).collect();
     let refused_ids = event_ids(&refused_rows)?;
@@ -382,6 +382,19 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
         segmentation: seg,
         stats,
     })
+}
+
+/// What [`build`] gets from the unions over the segments and users: the persons and who
+/// belongs to which (see [`IdentityGraph`] for each field).
+struct United {
+    segment_person: Vec<u32>,
+    segment_refused: Vec<bool>,
+    refused: Vec<RefusedUnion>,
+    user_person: Vec<u32>,
+    persons: Vec<Person>,
+    event_person: UInt32Chunked,
+    touch_person: Vec<u32>,
+    stats: IdentityStats,
 }
 
 /// The id columns of a run as dense integers, with their dictionaries.
