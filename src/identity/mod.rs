@@ -199,7 +199,8 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
     let links: Vec<u32> = (seg.segments.iter())
         .map(|s| s.link.map_or(NONE, |l| l.2))
         .collect();
-    let unite = || -> Result<United> {
+    // The graph is built on its own thread but for those ids, filled in once read.
+    let unite = move || -> Result<IdentityGraph> {
         // Union-find over segments [0, S) and users [S, S + U), in event-time order.
         let s = n_segments as u32;
         // A segment carries its user from the start: by retroactive backfill (§3.2) the whole
@@ -330,30 +331,28 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
             .map(|&sg| segment_person[sg as usize])
             .collect();
         log("persons");
-        Ok(United {
+        let no_ids = Series::new_empty("event_id".into(), &DataType::String);
+        Ok(IdentityGraph {
+            anon_ids,
+            user_ids,
             segment_person,
             segment_refused,
             refused,
+            refused_event_ids: no_ids.clone(),
+            link_event_ids: no_ids,
             user_person,
             persons,
             event_person,
             touch_person,
+            event_user: ev.user,
+            segmentation: seg,
             stats,
         })
     };
-    let (link_ids, united) = crate::parallel::join(|| event_ids(&links), unite);
-    let United {
-        segment_person,
-        segment_refused,
-        refused,
-        user_person,
-        persons,
-        event_person,
-        touch_person,
-        stats,
-    } = united?;
+    let (link_ids, graph) = crate::parallel::join(|| event_ids(&links), unite);
+    let mut graph = graph?;
     let link_ids = link_ids?;
-    let refused_rows: Vec<u32> = refused.iter().map(|r| r.event).collect();
+    let refused_rows: Vec<u32> = graph.refused.iter().map(|r| r.event).collect();
     let refused_ids = event_ids(&refused_rows)?;
     for (ids, rows) in [(&link_ids, links.len()), (&refused_ids, refused_rows.len())] {
         if ids.len() != rows {
@@ -363,38 +362,10 @@ pub fn build(raw: &RawLake, cfg: &JobConfig, event_ids: EventIds<'_>) -> Result<
             )));
         }
     }
-    let link_event_ids = link_ids.with_name("link_event_id".into());
-    let refused_event_ids = refused_ids.with_name("event_id".into());
+    graph.link_event_ids = link_ids.with_name("link_event_id".into());
+    graph.refused_event_ids = refused_ids.with_name("event_id".into());
     log("event ids read again");
-    Ok(IdentityGraph {
-        anon_ids,
-        user_ids,
-        segment_person,
-        segment_refused,
-        refused,
-        refused_event_ids,
-        link_event_ids,
-        user_person,
-        persons,
-        event_person,
-        touch_person,
-        event_user: ev.user,
-        segmentation: seg,
-        stats,
-    })
-}
-
-/// What [`build`] gets from the unions over the segments and users: the persons and who
-/// belongs to which (see [`IdentityGraph`] for each field).
-struct United {
-    segment_person: Vec<u32>,
-    segment_refused: Vec<bool>,
-    refused: Vec<RefusedUnion>,
-    user_person: Vec<u32>,
-    persons: Vec<Person>,
-    event_person: UInt32Chunked,
-    touch_person: Vec<u32>,
-    stats: IdentityStats,
+    Ok(graph)
 }
 
 /// The id columns of a run as dense integers, with their dictionaries.
