@@ -1360,28 +1360,29 @@ fn crash_sigkill_at_random_moments_never_publishes_and_a_rerun_recovers() {
         };
         let mut child = run_into(&lake, &out);
         std::thread::sleep(full.mul_f64(at));
-        let finished = child.try_wait().unwrap().is_some();
         child.kill().ok();
-        let status = child.wait().unwrap();
-        if finished && status.success() {
-            // The run outran the kill on a fast machine: it is published, whole.
-            assert_eq!(run_files(&out), run_files(&reference));
-            std::fs::remove_dir_all(out.join("runs")).unwrap();
-            std::fs::write(out.join("latest"), "2026-11-20\n").unwrap();
-            continue;
-        }
-        killed += 1;
-        if out.join(format!("runs/{GEN_DATE}")).exists() {
-            mid_publish += 1;
+        // A killed run never exits with success; one that did outran the kill (on a fast
+        // machine, or between the sleep's end and the signal).
+        let outran = child.wait().unwrap().success();
+        if !outran {
+            killed += 1;
+            if out.join(format!("runs/{GEN_DATE}")).exists() {
+                mid_publish += 1;
+            }
         }
         let latest = std::fs::read_to_string(out.join("latest")).unwrap();
         if success.exists() {
-            // Killed after the marker, before `latest` moved: the run is whole all the same.
+            // Published whole, or killed after the marker: the run is whole all the same.
             assert_eq!(
                 run_files(&out),
                 run_files(&reference),
                 "kill {i} at {at:.2}"
             );
+            // Start the next attempt from the same state as the others: the date unpublished,
+            // `latest` on the day before. (A rerun of the date `latest` names removes the
+            // marker first, and `latest` would name a folder being rewritten.)
+            std::fs::remove_dir_all(out.join("runs")).unwrap();
+            std::fs::write(out.join("latest"), "2026-11-20\n").unwrap();
         } else {
             assert_eq!(
                 latest.trim(),
