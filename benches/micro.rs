@@ -24,7 +24,8 @@ use lakestitch::identity::segments::{segment, EventKind};
 use lakestitch::identity::union_find::{UnionFind, NONE};
 use lakestitch::identity::{dictionary, encode, encode_lake};
 use lakestitch::pipeline;
-use lakestitch::read::{read_lake, RawLake};
+use lakestitch::read::{read_lake, RawLake, TOUCH_REREAD_COLS};
+use lakestitch::stitch::touches::to_json;
 use lakestitch::storage::{Access, Lake};
 
 struct Fixture {
@@ -164,6 +165,25 @@ fn benches(c: &mut Criterion) {
         .expect("touch text");
     g.bench_function("classify_touches", |b| {
         b.iter(|| classify_touches(&touches, &raw.touch_extra_keys).unwrap())
+    });
+    g.finish();
+
+    // The touch JSON of `persons`, `anon_visitors` and `user_attribution`: every touch
+    // rendered (the run renders those the tables show, with the columns it reads again,
+    // here null).
+    let mut touches = touches;
+    for name in TOUCH_REREAD_COLS {
+        let nulls = polars::prelude::Series::full_null(
+            name.into(),
+            touches.height(),
+            &polars::prelude::DataType::String,
+        );
+        touches.with_column(nulls.into()).expect("a column");
+    }
+    let mut g = c.benchmark_group("touch_json");
+    g.throughput(Throughput::Elements(n_touches));
+    g.bench_function("to_json", |b| {
+        b.iter(|| to_json(&touches, &raw.touch_extra_keys).unwrap())
     });
     g.finish();
 }
