@@ -140,12 +140,17 @@ fn to_json_part(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChun
         .filter(|n| *n != "ts")
         .collect();
     names.extend(extra_keys.iter().map(String::as_str));
+    // Each column as one array, read by index (`ChunkedArray::get` finds the chunk of every
+    // value it is asked for: it showed in profiles).
     let mut cols: Vec<(&str, StringChunked)> = Vec::with_capacity(names.len());
     for n in &names {
-        cols.push((n, touches.column(n)?.str()?.clone()));
+        cols.push((n, touches.column(n)?.str()?.rechunk().into_owned()));
     }
-    let ts = touches.column("ts")?.i64()?;
+    let ts = touches.column("ts")?.i64()?.rechunk();
     let rows = touches.height();
+    let arrays: Vec<&polars_arrow::array::Utf8ViewArray> =
+        cols.iter().map(|(_, c)| c.downcast_as_array()).collect();
+    let ts = ts.downcast_as_array();
     // Written directly, as serde_json writes a `Map` (a BTreeMap: keys in byte order, a later
     // insert of a key replacing an earlier one) of the non-empty values: keys in order, and
     // for a key named twice the last of its sources with a value.
@@ -172,8 +177,7 @@ fn to_json_part(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChun
         for (key, sources) in &groups {
             let value = sources.iter().rev().find_map(|source| match source {
                 None => ts.get(i).map(|t| Cow::Owned(rfc3339(t))),
-                Some(c) => cols[*c]
-                    .1
+                Some(c) => arrays[*c]
                     .get(i)
                     .filter(|v| !is_blank(v))
                     .map(Cow::Borrowed),
@@ -185,7 +189,7 @@ fn to_json_part(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChun
                 first = false;
                 buf.extend_from_slice(key.as_bytes());
                 buf.push(b':');
-                serde_json::to_writer(&mut buf, v.as_ref())?;
+                write_json_str(&mut buf, v.as_ref())?;
             }
         }
         buf.push(b'}');
@@ -193,6 +197,21 @@ fn to_json_part(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChun
         out.append_value(std::str::from_utf8(&buf).unwrap_or_default());
     }
     Ok(out.finish())
+}
+
+/// `v` as a JSON string, as `serde_json` writes it: copied between quotes when it has nothing
+/// to escape (nearly every value: serde_json's escaping loop showed in profiles), else by
+/// `serde_json`. serde_json escapes only `"`, `\\` and the control characters below 0x20.
+fn write_json_str(buf: &mut Vec<u8>, v: &str) -> Result<()> {
+    if v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.reserve(v.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(v.as_bytes());
+        buf.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *buf, v)?;
+    }
+    Ok(())
 }
 
 /// Whether `v` is empty or only whitespace (`v.trim().is_empty()`), without trimming when its
@@ -222,6 +241,38 @@ mod tests {
             "", " ", "\t\n", "\u{a0}", " a", "a", "a ", "\u{a0}x", "é", "~", "\u{7f}",
         ] {
             assert_eq!(is_blank(v), v.trim().is_empty(), "{v:?}");
+        }
+    }
+
+    /// `write_json_str` writes what serde_json writes: every ASCII character alone and among
+    /// others, with and without characters to escape, and characters beyond ASCII.
+    #[test]
+    fn json_strings_are_written_as_serde_json_writes_them() {
+        let mut values: Vec<String> = (0u8..0x80)
+            .flat_map(|b| {
+                let c = char::from(b);
+                [c.to_string(), format!("a{c}b"), format!("{c}{c}x")]
+            })
+            .collect();
+        values.extend(
+            [
+                "",
+                "é",
+                "naïve \"quoted\"",
+                "tab\there",
+                "\u{2028}",
+                "😀 ok",
+            ]
+            .map(String::from),
+        );
+        for v in values {
+            let mut buf = Vec::new();
+            write_json_str(&mut buf, &v).unwrap();
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(&v).unwrap(),
+                "{v:?}"
+            );
         }
     }
 
