@@ -2,6 +2,8 @@
 //! each value's index in it. The read stage holds the events' ids and names this way, and the
 //! identity stage numbers cookies and users with them.
 
+use std::hash::BuildHasher;
+
 use polars::prelude::*;
 
 use crate::error::Result;
@@ -182,20 +184,32 @@ pub fn extend_dictionary(
 ) -> Result<(Series, Vec<u32>, Vec<Vec<u32>>)> {
     use rayon::slice::ParallelSliceMut;
     // `dict`'s values keep their codes; a value it lacks is numbered after them, as first seen.
-    let mut distinct: Vec<&str> = dict.iter().map(|v| v.unwrap_or_default()).collect();
-    let n_old = distinct.len();
-    let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(n_old);
-    for (i, v) in distinct.iter().enumerate() {
-        index.insert(v, i as u32);
+    let old: Vec<&str> = dict.iter().map(|v| v.unwrap_or_default()).collect();
+    let n_old = old.len();
+    let index = Lookup::new(&old);
+    let mut added: Vec<&str> = Vec::new();
+    let mut added_index: PlHashMap<&str, u32> = PlHashMap::new();
+    let mut codes: Vec<Vec<u32>> = Vec::with_capacity(columns.len());
+    for c in columns {
+        let mut out = index.find_all(c);
+        // The values `dict` lacks (few: at 10M events, a few hundred of the touches' 3M
+        // cookies), numbered as first seen.
+        for (code, v) in out.iter_mut().zip(c.iter()) {
+            if let (MISSING, Some(v)) = (*code, v) {
+                *code = *added_index.entry(v).or_insert_with(|| {
+                    added.push(v);
+                    (n_old + added.len() - 1) as u32
+                });
+            }
+        }
+        codes.push(out);
     }
-    let mut codes = number_into(&mut index, &mut distinct, columns);
-    drop(index);
-    let (old, added) = distinct.split_at(n_old);
+    drop((index, added_index));
     let mut order: Vec<u32> = (0..added.len() as u32).collect();
     order.par_sort_unstable_by(|&a, &b| added[a as usize].cmp(added[b as usize]));
     // The two sorted lists merged; `renumber` maps every first-seen number to its place.
-    let mut merged: Vec<&str> = Vec::with_capacity(distinct.len());
-    let mut renumber = vec![0u32; distinct.len()];
+    let mut merged: Vec<&str> = Vec::with_capacity(n_old + added.len());
+    let mut renumber = vec![0u32; n_old + added.len()];
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < order.len() {
         let from_old = j == order.len() || (i < old.len() && old[i] < added[order[j] as usize]);
@@ -213,6 +227,119 @@ pub fn extend_dictionary(
     renumber_codes(&mut codes, &renumber);
     renumber.truncate(old.len());
     Ok((Series::new("id".into(), merged), renumber, codes))
+}
+
+/// A value [`Lookup::find_all`] did not find.
+const MISSING: u32 = NONE - 1;
+
+/// The codes of a fixed list of distinct strings (their indexes), found by open addressing
+/// (linear probing, at most half full), many values at a time.
+///
+/// Looking up the touches' 3M cookies among the events' 1.4M one by one (a hash map) took
+/// about 500 ns each at 10M events (2.2 CPU-seconds on identity's critical path): each lookup
+/// waits for up to three cache misses in turn (the table, the value's place in the list, the
+/// value's bytes). [`Lookup::find_all`] takes [`Lookup::BATCH`] values at a time through each
+/// of those steps, so that their misses overlap.
+struct Lookup<'a> {
+    values: &'a [&'a str],
+    /// 0 for an empty slot, else the high 32 bits of the value's hash, then its code plus 1.
+    slots: Vec<u64>,
+    mask: usize,
+    hasher: PlRandomState,
+}
+
+impl<'a> Lookup<'a> {
+    /// Values looked up together by [`Lookup::find_all`].
+    const BATCH: usize = 16;
+
+    fn new(values: &'a [&'a str]) -> Self {
+        let size = (values.len() * 2).next_power_of_two().max(16);
+        let mut index = Lookup {
+            values,
+            slots: vec![0; size],
+            mask: size - 1,
+            hasher: PlRandomState::default(),
+        };
+        for (code, v) in values.iter().enumerate() {
+            let h = index.hasher.hash_one(v);
+            let mut i = h as usize & index.mask;
+            while index.slots[i] != 0 {
+                i = (i + 1) & index.mask;
+            }
+            index.slots[i] = (h >> 32) << 32 | (code as u64 + 1);
+        }
+        index
+    }
+
+    /// The code of `v`, whose hash is `h`, by probing from its first slot.
+    fn find(&self, v: &str, h: u64) -> Option<u32> {
+        let mut i = h as usize & self.mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                return None;
+            }
+            if slot >> 32 == h >> 32 {
+                let code = (slot as u32) - 1;
+                if self.values[code as usize] == v {
+                    return Some(code);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The code of each value of `c`: [`NONE`] for null, [`MISSING`] for a value not in the
+    /// list.
+    fn find_all(&self, c: &StringChunked) -> Vec<u32> {
+        const B: usize = Lookup::BATCH;
+        let mut out = Vec::with_capacity(c.len());
+        let mut values = c.iter();
+        let mut batch: [Option<&str>; B] = [None; B];
+        loop {
+            let mut n = 0;
+            for (slot, v) in batch.iter_mut().zip(values.by_ref()) {
+                *slot = v;
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            // Each step over the whole batch: the hashes and first slots, then the values
+            // those slots name, then their first bytes (read, so that the comparisons below
+            // find them in the cache), then the comparisons.
+            let mut hashes = [0u64; B];
+            let mut first = [0u64; B];
+            for k in 0..n {
+                if let Some(v) = batch[k] {
+                    hashes[k] = self.hasher.hash_one(v);
+                    first[k] = self.slots[hashes[k] as usize & self.mask];
+                }
+            }
+            let mut candidates: [&str; B] = [""; B];
+            for k in 0..n {
+                if first[k] != 0 && first[k] >> 32 == hashes[k] >> 32 {
+                    candidates[k] = self.values[(first[k] as u32 - 1) as usize];
+                }
+            }
+            let mut touched = 0u8;
+            for c in &candidates[..n] {
+                touched ^= c.as_bytes().first().copied().unwrap_or(0);
+            }
+            std::hint::black_box(touched);
+            for k in 0..n {
+                out.push(match batch[k] {
+                    None => NONE,
+                    Some(_) if first[k] == 0 => MISSING,
+                    Some(v) if candidates[k] == v && first[k] >> 32 == hashes[k] >> 32 => {
+                        (first[k] as u32) - 1
+                    }
+                    Some(v) => self.find(v, hashes[k]).unwrap_or(MISSING),
+                });
+            }
+        }
+        out
+    }
 }
 
 /// The values of a number column as a vector, a null read as `null` ([`NONE`] for a code
@@ -337,8 +464,8 @@ mod tests {
         /// `a` and `b` together: values in both, in either alone, nulls, multi-byte text.
         #[test]
         fn extend_dictionary_equals_encoding_both_together(
-            a in proptest::collection::vec(proptest::option::of("[a-dé]{0,3}"), 0..30),
-            b in proptest::collection::vec(proptest::option::of("[b-eé]{0,3}"), 0..30),
+            a in proptest::collection::vec(proptest::option::of("[a-dé]{0,3}"), 0..60),
+            b in proptest::collection::vec(proptest::option::of("[b-eé]{0,3}"), 0..60),
         ) {
             let a = StringChunked::new("a".into(), &a);
             let b = StringChunked::new("b".into(), &b);
