@@ -331,7 +331,7 @@ impl<'a> Lookup<'a> {
                 out.push(match batch[k] {
                     None => NONE,
                     Some(_) if first[k] == 0 => MISSING,
-                    Some(v) if candidates[k] == v && first[k] >> 32 == hashes[k] >> 32 => {
+                    Some(v) if first[k] >> 32 == hashes[k] >> 32 && candidates[k] == v => {
                         (first[k] as u32) - 1
                     }
                     Some(v) => self.find(v, hashes[k]).unwrap_or(MISSING),

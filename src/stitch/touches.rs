@@ -201,7 +201,7 @@ fn to_json_part(touches: &DataFrame, extra_keys: &[String]) -> Result<StringChun
 
 /// `v` as a JSON string, as `serde_json` writes it: copied between quotes when it has nothing
 /// to escape (nearly every value: serde_json's escaping loop showed in profiles), else by
-/// `serde_json`. serde_json escapes only `"`, `\\` and the control characters below 0x20.
+/// `serde_json`. serde_json escapes only `"`, `\` and the control characters below 0x20.
 fn write_json_str(buf: &mut Vec<u8>, v: &str) -> Result<()> {
     if v.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         buf.reserve(v.len() + 2);
