@@ -222,9 +222,11 @@ pub fn pick_touches(
     raw.touches = all.select(["ts", crate::read::FIDX_COL, crate::read::schema::ROW_COL])?;
     // The shown touches' codes, taken before the files are read again: the other touches'
     // codes are freed first (at 20M events they were about 300 MB beside the columns read
-    // again and the JSON being rendered: the run's peak).
+    // again and the JSON being rendered: the run's peak). Their `anon_id`s are copied: views
+    // would hold every touch's cookie text (about 170 MB at 20M events) while the JSON is
+    // rendered.
     let rows = IdxCa::from_slice("rows".into(), &wanted);
-    let shown = crate::read::take_columnwise(all, &rows)?;
+    let shown = crate::read::take_compact(all, &rows)?;
     crate::progress::release_memory();
     let at = shown.select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?;
     // The columns not held for every touch, read again for these (one pass over the files)
@@ -325,13 +327,13 @@ pub fn stitch_into(
     } = picks;
     stats.counting_touches = counting;
     stats.direct_touches = direct;
-    let touch_ts: Vec<i64> = raw
-        .touches
-        .column("ts")?
-        .i64()?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
+    // The touches' times as one slice: the column itself when it is one chunk without nulls
+    // (as read leaves it), else a copy (8 bytes a touch).
+    let ts_column = raw.touches.column("ts")?.i64()?;
+    let touch_ts: std::borrow::Cow<'_, [i64]> = match ts_column.cont_slice() {
+        Ok(ts) => std::borrow::Cow::Borrowed(ts),
+        Err(_) => std::borrow::Cow::Owned(ts_column.iter().map(|v| v.unwrap_or(0)).collect()),
+    };
     // Where each touch's JSON is in `json_all` (NONE for a touch no table shows): one lookup
     // per row. A binary search in `wanted` missed the cache at nearly every step: replacing it
     // took 1.2-1.7 s off the stitch stage at 20M events, 0.3 s at 10M.
@@ -551,7 +553,7 @@ pub fn stitch_into(
             counter[p] += 1;
             step[e] = counter[p];
             let has_user = graph.persons[p].user != NONE;
-            backfilled[e] = graph.event_user[e] == NONE && has_user;
+            backfilled[e] = !graph.event_named_user.get_bit(e) && has_user;
             if signup == Some(true) && signup_at[p].is_none() {
                 signup_at[p] = t;
             }
