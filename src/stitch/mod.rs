@@ -332,7 +332,7 @@ pub fn stitch_into(
     let ts_column = raw.touches.column("ts")?.i64()?;
     let touch_ts: std::borrow::Cow<'_, [i64]> = match ts_column.cont_slice() {
         Ok(ts) => std::borrow::Cow::Borrowed(ts),
-        Err(_) => std::borrow::Cow::Owned(ts_column.iter().map(|v| v.unwrap_or(0)).collect()),
+        Err(_) => std::borrow::Cow::Owned(crate::codes::values_or(ts_column, 0)),
     };
     // Where each touch's JSON is in `json_all` (NONE for a touch no table shows): one lookup
     // per row. A binary search in `wanted` missed the cache at nearly every step: replacing it
