@@ -356,6 +356,18 @@ pub fn values_or<T: PolarsNumericType>(ca: &ChunkedArray<T>, null: T::Native) ->
     out
 }
 
+/// The values of a number column as one slice: the column's own values when it is one chunk
+/// without nulls (as the read stage leaves its columns), else a copy by [`values_or`].
+pub fn values_slice<T: PolarsNumericType>(
+    ca: &ChunkedArray<T>,
+    null: T::Native,
+) -> std::borrow::Cow<'_, [T::Native]> {
+    match ca.cont_slice() {
+        Ok(values) => std::borrow::Cow::Borrowed(values),
+        Err(_) => std::borrow::Cow::Owned(values_or(ca, null)),
+    }
+}
+
 /// `f` of every code of a code column in row order, a null read as [`NONE`], over its
 /// chunks as slices (no copy).
 pub fn for_each_code(codes: &UInt32Chunked, mut f: impl FnMut(u32)) {

@@ -50,13 +50,19 @@ pub fn run_with(
     // Which touches count and their channels depend on the touches alone: worked out beside
     // the identity graph (both mostly one thread).
     let event_ids = |rows: &[u32]| read::event_ids(input, &raw.event_files, &raw.events, rows);
+    // Which click ids each touch carries is read beside them, while the click ids are held:
+    // the exports choose their touches from it before they read any touch again.
     let (facts, graph) = crate::parallel::join(
-        || stitch::touch_facts(&raw),
+        || -> Result<_> {
+            let facts = stitch::touch_facts(&raw)?;
+            let clicks = export::gather::TouchClicks::of(&raw.touches, &raw.touch_text)?;
+            Ok((facts, clicks))
+        },
         || identity::build(&raw, cfg, &event_ids),
     );
     // The graph's error first, as when it ran alone.
     let graph = graph?;
-    let facts = facts?;
+    let (facts, clicks) = facts?;
     // The events' user and previous ids (as codes) are read by the identity graph only
     // (journeys show the resolved user, and `raw_user_id` is read again from the raw files).
     // The events' ids are not held after read: identity read those it names again, the
@@ -152,13 +158,10 @@ pub fn run_with(
                     "export: {step}"
                 )
             };
-            let export_touches = export::gather::export_touches(
-                &raw,
-                &graph,
-                &cfg.events.conversions,
-                &touches_again,
-            )?;
-            log("touches read again");
+            let export_touches =
+                export::gather::export_touches(&raw, &graph, &clicks, &touches_again)?;
+            drop(clicks);
+            log("touches chosen and read again");
             let conversions = export::gather::conversions(&raw, &graph, &tables, &export_touches)?;
             drop(export_touches);
             log("conversions gathered");

@@ -1,11 +1,12 @@
 //! Each conversion's match keys, gathered from the stitched run (contract §5).
 //!
 //! Columnar work first: the conversion events with their person, the person's user and
-//! oversized flag, and the user's email, phone, country and consent (a polars join). Then one
-//! pass over the conversions looks up the person's touches, which are grouped by person in time
-//! order, with a binary search: the latest touch at or before the conversion (its `fbc`, `fbp`,
-//! ip, user agent and landing page), the latest Google click (`gclid`, `gbraid`, `wbraid`) and
-//! the latest Meta click (`fbclid`).
+//! oversized flag, and the user's email, phone, country and consent (a polars join). The
+//! touches a conversion reads are chosen before any touch column is read again
+//! ([`export_touches`]): its person's latest touch at or before it (its `fbc`, `fbp`, ip, user
+//! agent and landing page), the latest Google click (`gclid`, `gbraid`, `wbraid`, each its
+//! own) and the latest Meta click (`fbclid`), found from the touches' times and the bits of
+//! [`TouchClicks`]. Only those touches are read again from the raw files.
 //!
 //! The conversion's own page URL is read from its `properties` JSON (`url`, `page_url`,
 //! `$current_url` or `href`, the first present); ip and user agent of the conversion event win
@@ -13,11 +14,13 @@
 
 use polars::prelude::*;
 
+use polars_arrow::bitmap::{Bitmap, MutableBitmap};
+
 use super::{Click, Conversion};
+use crate::codes::{self, NONE};
 use crate::error::Result;
-use crate::identity::union_find::NONE;
 use crate::identity::IdentityGraph;
-use crate::read::RawLake;
+use crate::read::{RawLake, TouchText};
 use crate::stitch::Tables;
 
 /// Keys of `properties` that hold the conversion's page URL, in order of preference.
@@ -82,7 +85,14 @@ pub fn conversions(
         .join(users, [col("user_id")], [col("user_id")], left())
         .collect()?;
 
-    let by_person = TouchIndex::new(touches, graph.persons.len())?;
+    let chosen = Chosen::new(touches)?;
+    if chosen.picks.len() != df.height() {
+        return Err(crate::error::Error::Internal(format!(
+            "{} conversions, touches chosen for {}",
+            df.height(),
+            chosen.picks.len()
+        )));
+    }
     let s = |name: &str| -> Result<StringChunked> { Ok(df.column(name)?.str()?.clone()) };
     let (event_id, event, currency, order_id) =
         (s("event_id")?, s("event")?, s("currency")?, s("order_id")?);
@@ -91,7 +101,6 @@ pub fn conversions(
         (s("user_id")?, s("user_email")?, s("phone")?, s("country")?);
     let ts = df.column("ts")?.i64()?.clone();
     let value = df.column("value")?.f64()?.clone();
-    let person = df.column("person")?.u32()?.clone();
     let oversized = df.column("oversized")?.bool()?.clone();
     let consent = df.column("ad_user_data")?.bool()?.clone();
     let personalization = df.column("ad_personalization")?.bool()?.clone();
@@ -104,8 +113,6 @@ pub fn conversions(
         let mut out = Vec::with_capacity(slice.len());
         for i in slice.clone() {
             let t = ts.get(i).unwrap_or(0);
-            let p = person.get(i).unwrap_or(NONE);
-            let touches = by_person.at_or_before(p, t);
             let mut emails: Vec<String> = Vec::new();
             for e in [user_email.get(i), receipt.get(i)].into_iter().flatten() {
                 if !e.trim().is_empty() && !emails.iter().any(|x| x == e) {
@@ -117,8 +124,8 @@ pub fn conversions(
                 .filter(|v| !v.trim().is_empty())
                 .map(|v| vec![(v.to_string(), owned(country.get(i)))])
                 .unwrap_or_default();
-            let latest = touches.last().copied();
-            let click = |column: &TouchColumn| by_person.latest_with(touches, column);
+            let latest = |column: &TouchColumn| chosen.of_latest(i, column);
+            let click = |k: usize| chosen.click(i, k);
             let page_url = props.get(i).and_then(page_url_of);
             out.push(Conversion {
                 event_id: event_id.get(i).unwrap_or_default().to_string(),
@@ -130,18 +137,17 @@ pub fn conversions(
                 user_id: owned(user_id.get(i)),
                 emails,
                 phones,
-                gclid: click(&by_person.gclid),
-                gbraid: click(&by_person.gbraid),
-                wbraid: click(&by_person.wbraid),
-                fbclid: click(&by_person.fbclid),
-                fbc: latest.and_then(|r| by_person.fbc.value(r)),
-                fbp: latest.and_then(|r| by_person.fbp.value(r)),
-                ip: owned(ip.get(i)).or_else(|| latest.and_then(|r| by_person.ip.value(r))),
+                gclid: click(0),
+                gbraid: click(1),
+                wbraid: click(2),
+                fbclid: click(3),
+                fbc: latest(&chosen.fbc),
+                fbp: latest(&chosen.fbp),
+                ip: owned(ip.get(i)).or_else(|| latest(&chosen.ip)),
                 user_agent: owned(ua.get(i))
                     .filter(|v| !v.trim().is_empty())
-                    .or_else(|| latest.and_then(|r| by_person.user_agent.value(r))),
-                event_source_url: page_url
-                    .or_else(|| latest.and_then(|r| by_person.landing_url.value(r))),
+                    .or_else(|| latest(&chosen.user_agent)),
+                event_source_url: page_url.or_else(|| latest(&chosen.landing_url)),
                 ad_user_data: consent.get(i),
                 ad_personalization: personalization.get(i),
                 oversized: oversized.get(i).unwrap_or(false),
@@ -168,7 +174,7 @@ pub fn page_url_of(properties: &str) -> Option<String> {
     })
 }
 
-/// One string column of the touches, read by row.
+/// One string column of the touches read again, read by row.
 struct TouchColumn(Option<StringChunked>);
 
 impl TouchColumn {
@@ -179,7 +185,7 @@ impl TouchColumn {
         }))
     }
 
-    /// The non-blank value of `row`.
+    /// The non-blank value of `row` (none for [`NONE`]).
     fn value(&self, row: u32) -> Option<String> {
         self.0
             .as_ref()
@@ -190,81 +196,66 @@ impl TouchColumn {
     }
 }
 
-/// Touch rows grouped by person, in time order, with the columns the exports read.
-struct TouchIndex {
-    offsets: Vec<u32>,
-    rows: Vec<u32>,
-    ts: Vec<i64>,
-    gclid: TouchColumn,
-    gbraid: TouchColumn,
-    wbraid: TouchColumn,
-    fbclid: TouchColumn,
-    fbc: TouchColumn,
-    fbp: TouchColumn,
-    ip: TouchColumn,
-    user_agent: TouchColumn,
-    landing_url: TouchColumn,
+/// The click id columns of the touches, in the order of [`TouchClicks`] and of
+/// [`ExportTouches`]' picks (after the latest touch).
+pub const CLICK_COLUMNS: [&str; 4] = ["gclid", "gbraid", "wbraid", "fbclid"];
+
+/// Which touches carry each click id (a non-blank value, as the exports read it), one bit a
+/// touch and a column of [`CLICK_COLUMNS`]: worked out while the touches' click ids are held
+/// (the identity stage), so that the exports can choose each conversion's touches before they
+/// read any touch column again.
+#[derive(Debug, Clone, Default)]
+pub struct TouchClicks {
+    has: [Bitmap; 4],
 }
 
-/// The touches the exports read: those of the persons with a conversion (a conversion's
-/// clicks, cookies, IP and user agent come from its own person's touches), with
-/// [`TOUCH_COLUMNS`], in the touches' (time) order, and the person of each.
-///
-/// The run does not hold the exports' columns of every touch (at 10M events they were about
-/// 1.1 GB: IP, user agent and landing URL of 3M touches), nor, while it stitches, those of the
-/// touches of persons who convert: the export stage reads them again from the raw files for
-/// those touches only (`again`, see [`crate::read::touch_columns`]).
+impl TouchClicks {
+    /// The bits of `touches` (the read stage's touches, click ids as codes into `text`).
+    pub fn of(touches: &DataFrame, text: &TouchText) -> Result<Self> {
+        let n = touches.height();
+        let mut has: [Bitmap; 4] = Default::default();
+        for (bits, name) in has.iter_mut().zip(CLICK_COLUMNS) {
+            let (Ok(codes), Some(dict)) = (touches.column(name), text.dictionary(name)) else {
+                *bits = Bitmap::new_zeroed(n);
+                continue;
+            };
+            // Blank or not, decided once per distinct value.
+            let filled: Vec<bool> = dict
+                .str()?
+                .iter()
+                .map(|v| v.is_some_and(|v| !v.trim().is_empty()))
+                .collect();
+            let mut out = MutableBitmap::with_capacity(n);
+            codes::for_each_code(codes.u32()?, |c| {
+                out.push(filled.get(c as usize).copied().unwrap_or(false))
+            });
+            *bits = out.into();
+        }
+        Ok(TouchClicks { has })
+    }
+
+    /// Whether touch `row` has a value in column `k` of [`CLICK_COLUMNS`].
+    fn has(&self, k: usize, row: u32) -> bool {
+        let bits = &self.has[k];
+        (row as usize) < bits.len() && bits.get_bit(row as usize)
+    }
+}
+
+/// The touches the exports read, chosen for each conversion before any is read again: its
+/// person's latest touch at or before it (its `fbc`, `fbp`, ip, user agent and landing page)
+/// and the latest such touch with each click id of [`CLICK_COLUMNS`]. At most five touches a
+/// conversion; the touches' other columns and the person's other touches are never read.
 #[derive(Debug, Clone)]
 pub struct ExportTouches {
-    /// [`TOUCH_COLUMNS`] of the touches kept.
+    /// `ts` and [`REREAD_COLUMNS`] of the touches chosen, in the touches' (time) order.
     frame: DataFrame,
-    /// Person of each row of `frame`.
-    person: Vec<u32>,
+    /// For each conversion (row of [`RawLake::conversions`]): the row in `frame` of its
+    /// latest touch, then of its latest touch with each of [`CLICK_COLUMNS`] ([`NONE`]: none).
+    picks: Vec<[u32; 5]>,
 }
 
-/// The [`ExportTouches`] of the run: the touches of the persons who have an event named in
-/// `conversion_events`.
-pub fn export_touches(
-    raw: &RawLake,
-    graph: &IdentityGraph,
-    conversion_events: &[String],
-    again: crate::read::TouchesAgain<'_>,
-) -> Result<ExportTouches> {
-    let is_conversion = raw
-        .event_codes
-        .names_where(|n| conversion_events.iter().any(|c| c == n))?;
-    let mut converts = vec![false; graph.persons.len()];
-    let names = raw.events.column("_event")?.u32()?;
-    for (&p, c) in graph.event_persons().iter().zip(names.iter()) {
-        if c.is_some_and(|c| is_conversion.get(c as usize) == Some(&true)) {
-            if let Some(x) = converts.get_mut(p as usize) {
-                *x = true;
-            }
-        }
-    }
-    let (rows, person): (Vec<IdxSize>, Vec<u32>) = graph
-        .touch_person
-        .iter()
-        .enumerate()
-        .filter(|(_, &p)| converts.get(p as usize).copied().unwrap_or(false))
-        .map(|(r, &p)| (r as IdxSize, p))
-        .unzip();
-    let rows = IdxCa::from_vec("rows".into(), rows);
-    let at = raw
-        .touches
-        .select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?
-        .take(&rows)?;
-    let mut frame = raw.touches.select(["ts"])?.take(&rows)?;
-    let read_again: Vec<&str> = TOUCH_COLUMNS.into_iter().filter(|c| *c != "ts").collect();
-    for c in again(&at, &read_again)?.into_columns() {
-        frame.with_column(c)?;
-    }
-    Ok(ExportTouches { frame, person })
-}
-
-/// The touch columns the exports read (with `ts`), kept in [`ExportTouches`].
-pub const TOUCH_COLUMNS: [&str; 10] = [
-    "ts",
+/// The columns of the chosen touches read again from the raw files.
+pub const REREAD_COLUMNS: [&str; 9] = [
     "gclid",
     "gbraid",
     "wbraid",
@@ -276,64 +267,171 @@ pub const TOUCH_COLUMNS: [&str; 10] = [
     "landing_url",
 ];
 
-impl TouchIndex {
-    fn new(touches: &ExportTouches, n_persons: usize) -> Result<Self> {
-        let t = &touches.frame;
-        let ts: Vec<i64> = t
-            .column("ts")?
-            .i64()?
+/// The [`ExportTouches`] of the run's conversions ([`RawLake::conversions`]), their columns
+/// read again from the raw touch files (`again`, see [`crate::read::touch_columns`]).
+pub fn export_touches(
+    raw: &RawLake,
+    graph: &IdentityGraph,
+    clicks: &TouchClicks,
+    again: crate::read::TouchesAgain<'_>,
+) -> Result<ExportTouches> {
+    let persons = graph.event_persons();
+    let conversion_person: Vec<u32> = (raw.conversions.column("_i")?.idx()?)
+        .into_no_null_iter()
+        .map(|i| persons[i as usize])
+        .collect();
+    let conversion_ts = codes::values_or(raw.conversions.column("ts")?.i64()?, 0);
+    let touch_ts = codes::values_slice(raw.touches.column("ts")?.i64()?, 0);
+    let index =
+        PersonTouches::of_converting(&graph.touch_person, &conversion_person, graph.persons.len());
+    let chosen: Vec<[u32; 5]> = conversion_person
+        .iter()
+        .zip(&conversion_ts)
+        .map(|(&p, &t)| choose(index.at_or_before(p, t, &touch_ts), clicks))
+        .collect();
+    // Each touch read once, in the touches' order.
+    let mut rows: Vec<u32> = chosen
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&r| r != NONE)
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    let at_row = |r: u32| match rows.binary_search(&r) {
+        Ok(i) => i as u32,
+        Err(_) => NONE,
+    };
+    let picks = chosen.iter().map(|c| c.map(at_row)).collect();
+    let idx = IdxCa::from_vec("rows".into(), rows.iter().map(|&r| r as IdxSize).collect());
+    let at = raw
+        .touches
+        .select([crate::read::FIDX_COL, crate::read::schema::ROW_COL])?
+        .take(&idx)?;
+    let mut frame = raw.touches.select(["ts"])?.take(&idx)?;
+    for c in again(&at, &REREAD_COLUMNS)?.into_columns() {
+        frame.with_column(c)?;
+    }
+    Ok(ExportTouches { frame, picks })
+}
+
+/// Of a person's touches at or before a conversion (`rows`, in time order): the latest, then
+/// the latest with each click id of [`CLICK_COLUMNS`] ([`NONE`]: none).
+fn choose(rows: &[u32], clicks: &TouchClicks) -> [u32; 5] {
+    let mut out = [NONE; 5];
+    out[0] = rows.last().copied().unwrap_or(NONE);
+    for (k, slot) in out[1..].iter_mut().enumerate() {
+        *slot = rows
             .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect();
-        // Counting sort by person; touches are already in time order, so each person's rows are.
-        let n = n_persons;
+            .rev()
+            .copied()
+            .find(|&r| clicks.has(k, r))
+            .unwrap_or(NONE);
+    }
+    out
+}
+
+/// The touch rows of the persons who convert, grouped by person, each person's in time order.
+struct PersonTouches {
+    offsets: Vec<u32>,
+    rows: Vec<u32>,
+}
+
+impl PersonTouches {
+    /// Of the touches with person `touch_person` (in time order), those of `converting`.
+    /// `n` is the number of persons.
+    fn of_converting(touch_person: &[u32], converting: &[u32], n: usize) -> Self {
+        let mut wanted = vec![false; n];
+        for &p in converting {
+            if let Some(x) = wanted.get_mut(p as usize) {
+                *x = true;
+            }
+        }
+        let kept = |p: u32| wanted.get(p as usize).copied().unwrap_or(false);
+        // Counting sort by person: the touches are in time order, so each person's rows are.
         let mut offsets = vec![0u32; n + 1];
-        for &p in &touches.person {
+        for &p in touch_person.iter().filter(|&&p| kept(p)) {
             offsets[p as usize + 1] += 1;
         }
         for i in 0..n {
             offsets[i + 1] += offsets[i];
         }
         let mut fill = offsets.clone();
-        let mut rows = vec![0u32; touches.person.len()];
-        for (row, &p) in touches.person.iter().enumerate() {
-            rows[fill[p as usize] as usize] = row as u32;
-            fill[p as usize] += 1;
+        let mut rows = vec![0u32; offsets[n] as usize];
+        for (row, &p) in touch_person.iter().enumerate() {
+            if kept(p) {
+                rows[fill[p as usize] as usize] = row as u32;
+                fill[p as usize] += 1;
+            }
         }
-        Ok(TouchIndex {
-            offsets,
-            rows,
-            ts,
-            gclid: TouchColumn::new(t, "gclid")?,
-            gbraid: TouchColumn::new(t, "gbraid")?,
-            wbraid: TouchColumn::new(t, "wbraid")?,
-            fbclid: TouchColumn::new(t, "fbclid")?,
-            fbc: TouchColumn::new(t, "fbc")?,
-            fbp: TouchColumn::new(t, "fbp")?,
-            ip: TouchColumn::new(t, "ip")?,
-            user_agent: TouchColumn::new(t, "user_agent")?,
-            landing_url: TouchColumn::new(t, "landing_url")?,
-        })
+        PersonTouches { offsets, rows }
     }
 
-    /// The person's touch rows at or before `ts`, in time order.
-    fn at_or_before(&self, person: u32, ts: i64) -> &[u32] {
+    /// The person's touch rows at or before `ts` (touch times `touch_ts`), in time order.
+    fn at_or_before(&self, person: u32, ts: i64, touch_ts: &[i64]) -> &[u32] {
         if person == NONE || person as usize + 1 >= self.offsets.len() {
             return &[];
         }
-        let rows = &self.rows
-            [self.offsets[person as usize] as usize..self.offsets[person as usize + 1] as usize];
-        let end = rows.partition_point(|&r| self.ts[r as usize] <= ts);
+        let p = person as usize;
+        let rows = &self.rows[self.offsets[p] as usize..self.offsets[p + 1] as usize];
+        let end = rows.partition_point(|&r| touch_ts[r as usize] <= ts);
         &rows[..end]
     }
+}
 
-    /// The latest of `rows` with a value in `column`, as a click.
-    fn latest_with(&self, rows: &[u32], column: &TouchColumn) -> Option<Click> {
-        rows.iter().rev().find_map(|&r| {
-            column.value(r).map(|id| Click {
-                id,
-                at_us: self.ts[r as usize],
-            })
+/// The chosen touches' columns, read by [`ExportTouches`]' picks.
+struct Chosen<'a> {
+    picks: &'a [[u32; 5]],
+    ts: Vec<i64>,
+    clicks: [TouchColumn; 4],
+    fbc: TouchColumn,
+    fbp: TouchColumn,
+    ip: TouchColumn,
+    user_agent: TouchColumn,
+    landing_url: TouchColumn,
+}
+
+impl<'a> Chosen<'a> {
+    fn new(touches: &'a ExportTouches) -> Result<Self> {
+        let t = &touches.frame;
+        let column = |name: &str| TouchColumn::new(t, name);
+        Ok(Chosen {
+            picks: &touches.picks,
+            ts: codes::values_or(t.column("ts")?.i64()?, 0),
+            clicks: [
+                column(CLICK_COLUMNS[0])?,
+                column(CLICK_COLUMNS[1])?,
+                column(CLICK_COLUMNS[2])?,
+                column(CLICK_COLUMNS[3])?,
+            ],
+            fbc: column("fbc")?,
+            fbp: column("fbp")?,
+            ip: column("ip")?,
+            user_agent: column("user_agent")?,
+            landing_url: column("landing_url")?,
+        })
+    }
+
+    /// The latest touch of conversion `i` ([`NONE`]: none).
+    fn latest(&self, i: usize) -> u32 {
+        self.picks.get(i).map_or(NONE, |p| p[0])
+    }
+
+    /// `column` of the latest touch of conversion `i`.
+    fn of_latest(&self, i: usize, column: &TouchColumn) -> Option<String> {
+        let r = self.latest(i);
+        (r != NONE).then(|| column.value(r)).flatten()
+    }
+
+    /// The click of column `k` of [`CLICK_COLUMNS`] of conversion `i`.
+    fn click(&self, i: usize, k: usize) -> Option<Click> {
+        let r = self.picks.get(i).map_or(NONE, |p| p[k + 1]);
+        if r == NONE {
+            return None;
+        }
+        self.clicks[k].value(r).map(|id| Click {
+            id,
+            at_us: self.ts[r as usize],
         })
     }
 }
@@ -341,6 +439,44 @@ impl TouchIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The touches a conversion reads are chosen from the times and the click bits alone:
+    /// the latest at or before it, and the latest with each click id, a blank id not counting.
+    #[test]
+    fn each_conversion_chooses_its_latest_touch_and_latest_click_of_each_kind() {
+        let s = |name: &str, v: [Option<&str>; 6]| Column::new(name.into(), v.to_vec());
+        // Touch rows in time order; person 0 owns rows 0, 2, 3, 5, person 1 row 1 and 4.
+        let touches = DataFrame::new(
+            6,
+            vec![
+                Column::new("ts".into(), [1i64, 1, 2, 3, 3, 5].to_vec()),
+                s(
+                    "gclid",
+                    [Some("G1"), Some("Gx"), Some("  "), None, None, Some("G5")],
+                ),
+                s("gbraid", [None, None, None, Some("B3"), None, None]),
+                s("wbraid", [None, None, None, None, Some("Wx"), None]),
+                s("fbclid", [None, None, Some("F2"), Some(""), None, None]),
+            ],
+        )
+        .unwrap();
+        let (coded, text) = TouchText::encode(&touches, &[]).unwrap();
+        let clicks = TouchClicks::of(&coded, &text).unwrap();
+        let touch_person = [0, 1, 0, 0, 1, 0];
+        let ts = [1i64, 1, 2, 3, 3, 5];
+        let index = PersonTouches::of_converting(&touch_person, &[0], 3);
+        let at = |p: u32, t: i64| choose(index.at_or_before(p, t, &ts), &clicks);
+        // At 4: latest is row 3; gclid from row 0 (row 2's is blank), gbraid row 3, no
+        // wbraid of its own (row 4 is person 1's), fbclid row 2 (row 3's is blank).
+        assert_eq!(at(0, 4), [3, 0, 3, NONE, 2]);
+        // A touch in the same microsecond counts; the click after it does not.
+        assert_eq!(at(0, 2), [2, 0, NONE, NONE, 2]);
+        assert_eq!(at(0, 5), [5, 5, 3, NONE, 2]);
+        assert_eq!(at(0, 0), [NONE; 5]);
+        // Person 1 converts nowhere: not indexed. No person: nothing.
+        assert_eq!(at(1, 9), [NONE; 5]);
+        assert_eq!(at(NONE, 9), [NONE; 5]);
+    }
 
     #[test]
     fn page_url_comes_from_the_first_known_property() {
