@@ -185,7 +185,7 @@ impl TouchColumn {
         }))
     }
 
-    /// The non-blank value of `row` (none for [`NONE`]).
+    /// The non-blank value of `row` (a row of the frame: callers check for [`NONE`] first).
     fn value(&self, row: u32) -> Option<String> {
         self.0
             .as_ref()
