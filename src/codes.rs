@@ -368,6 +368,36 @@ pub fn values_slice<T: PolarsNumericType>(
     }
 }
 
+/// Row numbers grouped by key, each key's rows in row order (a counting sort): the offset of
+/// each key's first row in the rows (`n_keys + 1` offsets, so key `k`'s rows are
+/// `rows[offsets[k]..offsets[k + 1]]`), and the rows. A row is left out when `keep(row)` is
+/// false or its key is not below `n_keys` ([`NONE`] included).
+pub fn rows_by_key(
+    keys: &[u32],
+    n_keys: usize,
+    keep: impl Fn(usize) -> bool,
+) -> (Vec<u32>, Vec<u32>) {
+    let kept = |row: usize, k: u32| (k as usize) < n_keys && keep(row);
+    let mut offsets = vec![0u32; n_keys + 1];
+    for (row, &k) in keys.iter().enumerate() {
+        if kept(row, k) {
+            offsets[k as usize + 1] += 1;
+        }
+    }
+    for k in 0..n_keys {
+        offsets[k + 1] += offsets[k];
+    }
+    let mut fill = offsets.clone();
+    let mut rows = vec![0u32; offsets[n_keys] as usize];
+    for (row, &k) in keys.iter().enumerate() {
+        if kept(row, k) {
+            rows[fill[k as usize] as usize] = row as u32;
+            fill[k as usize] += 1;
+        }
+    }
+    (offsets, rows)
+}
+
 /// `f` of every code of a code column in row order, a null read as [`NONE`], over its
 /// chunks as slices (no copy).
 pub fn for_each_code(codes: &UInt32Chunked, mut f: impl FnMut(u32)) {
@@ -393,6 +423,17 @@ pub fn gather(s: &Series, idx: &[u32], name: &str) -> Result<Series> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn rows_by_key_groups_rows_in_row_order_and_leaves_out_what_it_must() {
+        // Keys of rows 0..8; key 3 is out of range, NONE has none, row 6 is not kept.
+        let keys = [1, 0, 1, NONE, 2, 0, 1, 3, 1];
+        let (offsets, rows) = rows_by_key(&keys, 3, |row| row != 6);
+        assert_eq!(offsets, vec![0, 2, 5, 6]);
+        assert_eq!(rows, vec![1, 5, 0, 2, 8, 4]);
+        let (offsets, rows) = rows_by_key(&[], 2, |_| true);
+        assert_eq!((offsets, rows), (vec![0, 0, 0], vec![]));
+    }
 
     /// A code column's values (copied or visited): chunk by chunk, and a null read as `NONE`.
     #[test]

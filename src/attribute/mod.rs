@@ -146,31 +146,14 @@ pub fn attribute(input: &AttributionInput<'_>, cfg: &AttributionConfig) -> Resul
     let touch_ts = touch_ts.i64()?;
     let channels = classified.class_column("channel")?;
     let class = &classified.of_touch;
-    let mut offsets = vec![0usize; n_persons + 1];
-    let counts_at = |row: usize| -> Option<usize> {
-        let p = input.touch_person[row] as usize;
-        (input.counting.get(row) == Some(true) && p < n_persons && touch_ts.get(row).is_some())
-            .then_some(p)
-    };
-    for row in 0..n_touches {
-        if let Some(p) = counts_at(row) {
-            offsets[p + 1] += 1;
-        }
-    }
-    for p in 0..n_persons {
-        offsets[p + 1] += offsets[p];
-    }
-    let mut fill = offsets.clone();
-    let mut path_rows = vec![0u32; offsets[n_persons]];
-    for row in 0..n_touches {
-        if let Some(p) = counts_at(row) {
-            path_rows[fill[p]] = row as u32;
-            fill[p] += 1;
-        }
-    }
+    let (offsets, mut path_rows) =
+        crate::codes::rows_by_key(input.touch_person, n_persons, |row| {
+            input.counting.get(row) == Some(true) && touch_ts.get(row).is_some()
+        });
+    let path_of = |p: usize| offsets[p] as usize..offsets[p + 1] as usize;
     let at = |row: u32| touch_ts.get(row as usize).unwrap_or(i64::MIN);
     for p in 0..n_persons {
-        path_rows[offsets[p]..offsets[p + 1]].sort_unstable_by_key(|&r| (at(r), r));
+        path_rows[path_of(p)].sort_unstable_by_key(|&r| (at(r), r));
     }
 
     // Conversions in (converted_at, event_id) order.
@@ -212,7 +195,7 @@ pub fn attribute(input: &AttributionInput<'_>, cfg: &AttributionConfig) -> Resul
         path.clear();
         path_row.clear();
         if let Some(p) = person {
-            for &r in &path_rows[offsets[p as usize]..offsets[p as usize + 1]] {
+            for &r in &path_rows[path_of(p as usize)] {
                 path.push(PathTouch {
                     at: at(r),
                     channel: channels

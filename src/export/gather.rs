@@ -347,23 +347,9 @@ impl PersonTouches {
                 *x = true;
             }
         }
-        let kept = |p: u32| wanted.get(p as usize).copied().unwrap_or(false);
-        // Counting sort by person: the touches are in time order, so each person's rows are.
-        let mut offsets = vec![0u32; n + 1];
-        for &p in touch_person.iter().filter(|&&p| kept(p)) {
-            offsets[p as usize + 1] += 1;
-        }
-        for i in 0..n {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut fill = offsets.clone();
-        let mut rows = vec![0u32; offsets[n] as usize];
-        for (row, &p) in touch_person.iter().enumerate() {
-            if kept(p) {
-                rows[fill[p as usize] as usize] = row as u32;
-                fill[p as usize] += 1;
-            }
-        }
+        // The touches are in time order, so each person's rows are.
+        let (offsets, rows) =
+            codes::rows_by_key(touch_person, n, |row| wanted[touch_person[row] as usize]);
         PersonTouches { offsets, rows }
     }
 
