@@ -408,15 +408,23 @@ impl<W: Write> TableEncoder<W> {
                 // Strings and binary: the dictionary built directly (polars would estimate
                 // first). Numbers keep polars' path, whose first try is a cheap min/max.
                 ArrowDataType::Utf8View | ArrowDataType::BinaryView => {
-                    let dict = ArrowDataType::Dictionary(
-                        IntegerType::UInt32,
-                        Box::new(array.dtype().clone()),
-                        false,
-                    );
-                    let Ok(d) =
-                        polars_compute::cast::cast(array.as_ref(), &dict, Default::default())
-                    else {
-                        return (array, Some(Encoding::Plain));
+                    let d = match array.as_any().downcast_ref::<Utf8ViewArray>() {
+                        Some(strings) => first_seen_dictionary(strings),
+                        None => {
+                            let dict = ArrowDataType::Dictionary(
+                                IntegerType::UInt32,
+                                Box::new(array.dtype().clone()),
+                                false,
+                            );
+                            let Ok(d) = polars_compute::cast::cast(
+                                array.as_ref(),
+                                &dict,
+                                Default::default(),
+                            ) else {
+                                return (array, Some(Encoding::Plain));
+                            };
+                            d
+                        }
                     };
                     // The dictionary counts the distinct values exactly: a row group that
                     // proves the column mostly distinct (after, say, row groups of nulls)
@@ -434,6 +442,50 @@ impl<W: Write> TableEncoder<W> {
             },
         }
     }
+}
+
+/// `strings` as a dictionary array: the distinct values in the order first seen, each row the
+/// key of its value (null for null), as polars' cast to a dictionary builds it.
+///
+/// A value equal to the row before's takes its key without a lookup: the tables' rows come
+/// sorted by a key (`journeys` by person within a day), so a person's or a session's ids come
+/// in runs, and comparing with the previous value is much cheaper than hashing every value.
+fn first_seen_dictionary(strings: &Utf8ViewArray) -> Box<dyn Array> {
+    let rows = strings.len();
+    let validity = strings.validity().filter(|v| v.unset_bits() > 0);
+    let mut key_of: PlHashMap<&str, u32> = PlHashMap::with_capacity(rows.min(1024));
+    let mut values = MutableBinaryViewArray::<str>::new();
+    let mut keys: Vec<u32> = Vec::with_capacity(rows);
+    let mut last: Option<(&str, u32)> = None;
+    for (row, v) in strings.values_iter().enumerate() {
+        if validity.is_some_and(|valid| !valid.get_bit(row)) {
+            keys.push(0);
+            continue;
+        }
+        let k = match last {
+            Some((lv, lk)) if lv == v => lk,
+            _ => {
+                let next = key_of.len() as u32;
+                let k = *key_of.entry(v).or_insert(next);
+                if k == next {
+                    values.push_value(v);
+                }
+                last = Some((v, k));
+                k
+            }
+        };
+        keys.push(k);
+    }
+    let values: Utf8ViewArray = values.into();
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.cloned());
+    let dtype = ArrowDataType::Dictionary(
+        IntegerType::UInt32,
+        Box::new(ArrowDataType::Utf8View),
+        false,
+    );
+    DictionaryArray::<u32>::try_new(dtype, keys, values.boxed())
+        .expect("keys index the values")
+        .boxed()
 }
 
 #[cfg(test)]
@@ -709,5 +761,42 @@ mod tests {
         );
         let back = ParquetReader::new(Cursor::new(file)).finish().unwrap();
         assert!(back.equals_missing(&df));
+    }
+
+    proptest::proptest! {
+        /// The dictionary of a string row group, built with its runs taken without a lookup,
+        /// is polars' cast to a dictionary: the same values in the same order, the same keys,
+        /// the same nulls. Values come in runs (as sorted tables have them), with nulls inside
+        /// runs, empty strings, and values longer than a view's inline twelve bytes that share
+        /// their first bytes and length with others.
+        #[test]
+        fn first_seen_dictionary_is_polars_cast(
+            runs in proptest::collection::vec((proptest::option::weighted(0.8, 0usize..6), 1usize..5), 0..60),
+        ) {
+            let value = |v: usize| match v {
+                0 => String::new(),
+                1 => "a".to_string(),
+                v => format!("a-long-shared-prefix-{v}"),
+            };
+            let rows: Vec<Option<String>> = runs
+                .iter()
+                .flat_map(|&(v, n)| std::iter::repeat_n(v.map(value), n))
+                .collect();
+            let array = Utf8ViewArray::from_slice(&rows);
+            let ours = first_seen_dictionary(&array);
+            let dtype = ArrowDataType::Dictionary(
+                IntegerType::UInt32,
+                Box::new(ArrowDataType::Utf8View),
+                false,
+            );
+            let theirs =
+                polars_compute::cast::cast(&array, &dtype, Default::default()).unwrap();
+            let (ours, theirs) = (
+                ours.as_any().downcast_ref::<DictionaryArray<u32>>().unwrap(),
+                theirs.as_any().downcast_ref::<DictionaryArray<u32>>().unwrap(),
+            );
+            proptest::prop_assert_eq!(ours.values().as_ref(), theirs.values().as_ref());
+            proptest::prop_assert_eq!(ours.keys(), theirs.keys());
+        }
     }
 }
