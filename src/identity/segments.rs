@@ -126,7 +126,7 @@ const BUCKET_COOKIES: usize = 4096;
 /// nearly every write. The result depends on neither `ranges` nor the bucket size.
 fn by_cookie<I: Iterator<Item = (u32, Item)>>(
     n_cookies: usize,
-    keys: impl Fn() -> I + Sync,
+    keys: impl Fn() -> I,
     ranges: usize,
 ) -> (Vec<u32>, Vec<Item>) {
     by_cookie_in(n_cookies, keys, ranges, BUCKET_COOKIES)
@@ -165,7 +165,7 @@ fn by_cookie_in<I: Iterator<Item = (u32, Item)>>(
     let mut items = vec![Item::Touch(0); starts[n_buckets] as usize];
     let place = |b0: usize, b1: usize, offsets: &mut [u32], items: &mut [Item]| {
         let (c_base, i_base) = (b0 * bucket_cookies, starts[b0]);
-        let mut counts: Vec<u32> = Vec::with_capacity(bucket_cookies + 1);
+        let mut counts: Vec<u32> = Vec::with_capacity(bucket_cookies);
         for b in b0..b1 {
             let c0 = b * bucket_cookies;
             let c1 = (c0 + bucket_cookies).min(n_cookies);

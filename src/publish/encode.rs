@@ -33,7 +33,7 @@ use polars::prelude::*;
 use polars_arrow::array::{
     Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
 };
-use polars_arrow::bitmap::MutableBitmap;
+use polars_arrow::bitmap::{Bitmap, MutableBitmap};
 use polars_arrow::datatypes::{ArrowDataType, IntegerType};
 use polars_parquet::parquet::compression::Compression;
 use polars_parquet::parquet::page::{CompressedDictPage, DataPageHeader};
@@ -341,30 +341,13 @@ impl<W: Write> TableEncoder<W> {
             // distinct values (it stays in cache; one the size of the whole dictionary did
             // not). Rows come sorted by person: most codes repeat the one before.
             key_of.clear();
-            keys.reserve(rows);
             validity.reserve(rows);
-            let mut last: Option<(u32, u32)> = None;
-            for (row, &c) in codes.values().iter().enumerate() {
-                let Some(c) = shown(row, c).map(|c| c as u32) else {
-                    keys.push(0);
-                    validity.push(false);
-                    continue;
-                };
-                let k = match last {
-                    Some((lc, lk)) if lc == c => lk,
-                    _ => {
-                        let next = used.len() as u32;
-                        let k = *key_of.entry(c).or_insert(next);
-                        if k == next {
-                            used.push(c);
-                        }
-                        last = Some((c, k));
-                        k
-                    }
-                };
-                keys.push(k);
-                validity.push(true);
-            }
+            let shown_codes = codes.values().iter().enumerate().map(|(row, &c)| {
+                let c = shown(row, c).map(|c| c as u32);
+                validity.push(c.is_some());
+                c
+            });
+            keys = first_seen_keys(shown_codes, key_of, |c| used.push(c));
             settle(&mut self.pages[i], rows, used.len())
         };
         if plain {
@@ -379,15 +362,8 @@ impl<W: Write> TableEncoder<W> {
         for &c in &used {
             dict.push_value(values.value(c as usize));
         }
-        let dict: Utf8ViewArray = dict.into();
-        let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.into());
-        let dtype = ArrowDataType::Dictionary(
-            IntegerType::UInt32,
-            Box::new(ArrowDataType::Utf8View),
-            false,
-        );
-        let array = DictionaryArray::<u32>::try_new(dtype, keys, dict.boxed())?;
-        Ok((array.boxed(), Some(Encoding::RleDictionary)))
+        let array = string_dictionary(keys, validity.into(), dict.into())?;
+        Ok((array, Some(Encoding::RleDictionary)))
     }
 
     /// The array to encode for column `i` and its encoding (`None`: polars' default), deciding
@@ -409,7 +385,10 @@ impl<W: Write> TableEncoder<W> {
                 // first). Numbers keep polars' path, whose first try is a cheap min/max.
                 ArrowDataType::Utf8View | ArrowDataType::BinaryView => {
                     let d = match array.as_any().downcast_ref::<Utf8ViewArray>() {
-                        Some(strings) => first_seen_dictionary(strings),
+                        Some(strings) => match first_seen_dictionary(strings) {
+                            Ok(d) => d,
+                            Err(_) => return (array, Some(Encoding::Plain)),
+                        },
                         None => {
                             let dict = ArrowDataType::Dictionary(
                                 IntegerType::UInt32,
@@ -444,31 +423,32 @@ impl<W: Write> TableEncoder<W> {
     }
 }
 
-/// `strings` as a dictionary array: the distinct values in the order first seen, each row the
-/// key of its value (null for null), as polars' cast to a dictionary builds it.
+/// The key of each value of `values` in the dictionary of its distinct values in the order
+/// first seen (0 for a missing value); `first_seen(v)` is called once for each value, in that
+/// order. `key_of` maps the values seen to their keys (empty at first).
 ///
-/// A value equal to the row before's takes its key without a lookup: the tables' rows come
+/// A value equal to the previous value's takes its key without a lookup: the tables' rows come
 /// sorted by a key (`journeys` by person within a day), so a person's or a session's ids come
-/// in runs, and comparing with the previous value is much cheaper than hashing every value.
-fn first_seen_dictionary(strings: &Utf8ViewArray) -> Box<dyn Array> {
-    let rows = strings.len();
-    let validity = strings.validity().filter(|v| v.unset_bits() > 0);
-    let mut key_of: PlHashMap<&str, u32> = PlHashMap::with_capacity(rows.min(1024));
-    let mut values = MutableBinaryViewArray::<str>::new();
-    let mut keys: Vec<u32> = Vec::with_capacity(rows);
-    let mut last: Option<(&str, u32)> = None;
-    for (row, v) in strings.values_iter().enumerate() {
-        if validity.is_some_and(|valid| !valid.get_bit(row)) {
+/// in runs, and comparing with the value before is much cheaper than hashing every value.
+fn first_seen_keys<T: Copy + Eq + std::hash::Hash>(
+    values: impl ExactSizeIterator<Item = Option<T>>,
+    key_of: &mut PlHashMap<T, u32>,
+    mut first_seen: impl FnMut(T),
+) -> Vec<u32> {
+    let mut keys: Vec<u32> = Vec::with_capacity(values.len());
+    let mut last: Option<(T, u32)> = None;
+    for v in values {
+        let Some(v) = v else {
             keys.push(0);
             continue;
-        }
+        };
         let k = match last {
             Some((lv, lk)) if lv == v => lk,
             _ => {
                 let next = key_of.len() as u32;
                 let k = *key_of.entry(v).or_insert(next);
                 if k == next {
-                    values.push_value(v);
+                    first_seen(v);
                 }
                 last = Some((v, k));
                 k
@@ -476,16 +456,35 @@ fn first_seen_dictionary(strings: &Utf8ViewArray) -> Box<dyn Array> {
         };
         keys.push(k);
     }
-    let values: Utf8ViewArray = values.into();
-    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity.cloned());
+    keys
+}
+
+/// A dictionary array of strings: `keys` (null where `validity` says) into `values`.
+fn string_dictionary(
+    keys: Vec<u32>,
+    validity: Option<Bitmap>,
+    values: Utf8ViewArray,
+) -> Result<Box<dyn Array>> {
+    let keys = PrimitiveArray::new(ArrowDataType::UInt32, keys.into(), validity);
     let dtype = ArrowDataType::Dictionary(
         IntegerType::UInt32,
         Box::new(ArrowDataType::Utf8View),
         false,
     );
-    DictionaryArray::<u32>::try_new(dtype, keys, values.boxed())
-        .expect("keys index the values")
-        .boxed()
+    Ok(DictionaryArray::<u32>::try_new(dtype, keys, values.boxed())?.boxed())
+}
+
+/// `strings` as a dictionary array: the distinct values in the order first seen, each row the
+/// key of its value (null for null), as polars' cast to a dictionary builds it
+/// ([`first_seen_keys`]: runs of a value take its key without a lookup).
+fn first_seen_dictionary(strings: &Utf8ViewArray) -> Result<Box<dyn Array>> {
+    let validity = strings.validity().filter(|v| v.unset_bits() > 0);
+    let present = (strings.values_iter().enumerate())
+        .map(|(row, v)| validity.is_none_or(|valid| valid.get_bit(row)).then_some(v));
+    let mut key_of: PlHashMap<&str, u32> = PlHashMap::with_capacity(strings.len().min(1024));
+    let mut values = MutableBinaryViewArray::<str>::new();
+    let keys = first_seen_keys(present, &mut key_of, |v| values.push_value(v));
+    string_dictionary(keys, validity.cloned(), values.into())
 }
 
 #[cfg(test)]
@@ -783,7 +782,7 @@ mod tests {
                 .flat_map(|&(v, n)| std::iter::repeat_n(v.map(value), n))
                 .collect();
             let array = Utf8ViewArray::from_slice(&rows);
-            let ours = first_seen_dictionary(&array);
+            let ours = first_seen_dictionary(&array).unwrap();
             let dtype = ArrowDataType::Dictionary(
                 IntegerType::UInt32,
                 Box::new(ArrowDataType::Utf8View),
