@@ -125,8 +125,11 @@ impl<'a> JourneyColumns<'a> {
                     }
                     pieces.push(self.file(f)?.take(&IdxCa::from_vec("idx".into(), take))?);
                 }
-                let stacked = polars::functions::concat_df_diagonal(&pieces)?;
+                let mut stacked = polars::functions::concat_df_diagonal(&pieces)?;
                 drop(pieces);
+                // One chunk per column (views only), so that the gather below copies views,
+                // not strings.
+                stacked.rechunk_mut();
                 // Row `order[k]` of `part` is row `k` of the stack: invert.
                 let mut back = vec![0 as IdxSize; order.len()];
                 for (k, &i) in order.iter().enumerate() {
@@ -167,7 +170,13 @@ impl<'a> JourneyColumns<'a> {
             false,
             &self.files.renames,
         )?;
-        let df = self.clean(df)?;
+        let mut df = self.clean(df)?;
+        // One chunk per column (the file's row groups' views put together; the text buffers
+        // are shared, not copied): polars gathers strings from one chunk by copying their
+        // views, from several by copying every string into new buffers. The days' columns
+        // are written and dropped right after, so holding views into the file's buffers
+        // costs nothing.
+        df.rechunk_mut();
         tracing::debug!(file = %path, rows = df.height(), "journeys: file read again");
         let df = Arc::new(df);
         self.cache
