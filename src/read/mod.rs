@@ -410,18 +410,44 @@ pub fn take_columnwise(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
     Ok(DataFrame::new(idx.len(), out)?)
 }
 
-/// `df` with one chunk per column, made one column at a time: each column's chunks are freed,
-/// and their memory handed back, before the next column is copied (rechunking the whole frame
-/// at once held all of it twice: about 1 GB more at 10M events).
-fn rechunked(df: DataFrame) -> Result<DataFrame> {
+/// `df` with one chunk per column, except the columns `as_they_are` (left in their chunks:
+/// columns read only by expressions, which work over chunks alike). Two columns at a time on
+/// two threads; each column's chunks are freed, and their memory handed back, once it is
+/// copied (rechunking the whole frame at once held all of it twice: about 1 GB more at 10M
+/// events).
+fn rechunked(df: DataFrame, as_they_are: &[&str]) -> Result<DataFrame> {
     let height = df.height();
-    let mut out = Vec::with_capacity(df.width());
-    for c in df.into_columns() {
-        out.push(c.rechunk());
+    let out = column_by_column(df, |c| {
+        if as_they_are.contains(&c.name().as_str()) {
+            return Ok(c);
+        }
+        let one = c.rechunk();
         drop(c);
         crate::progress::release_memory();
-    }
+        Ok(one)
+    })?;
     Ok(DataFrame::new(height, out)?)
+}
+
+/// `f` of each column of `df`, consumed, two columns at a time on two threads, the results in
+/// the columns' order: each column is freed as soon as `f` is done with it.
+fn column_by_column(
+    df: DataFrame,
+    f: impl Fn(Column) -> Result<Column> + Sync,
+) -> Result<Vec<Column>> {
+    let columns: Vec<std::sync::Mutex<Option<Column>>> = df
+        .into_columns()
+        .into_iter()
+        .map(|c| std::sync::Mutex::new(Some(c)))
+        .collect();
+    crate::parallel::map(&columns, 2, |_, c| {
+        let c = c
+            .lock()
+            .map_err(|_| Error::Internal("a column thread panicked".into()))?
+            .take()
+            .ok_or_else(|| Error::Internal("a column taken twice".into()))?;
+        f(c)
+    })
 }
 
 /// `df` without the columns `names`, consuming it. `let df = df.drop_many(..)` would keep the
@@ -438,11 +464,17 @@ where
 
 /// Rows `idx` of `df` in a frame that holds none of `df`'s memory: string columns are copied
 /// into buffers of their own (a gather alone would keep every value of the column alive behind
-/// the views it takes), one column at a time, each input column dropped once copied and its
-/// memory handed back.
+/// the views it takes), two columns at a time on two threads, each input column dropped once
+/// copied and its memory handed back.
 pub fn take_compact(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
-    let mut parts = take_compact_parts(df, idx, 1)?;
-    Ok(parts.pop().unwrap_or_default())
+    let out = column_by_column(df, |c| {
+        let taken = owned_strings(c.as_materialized_series().take(idx)?);
+        let freed = c.as_materialized_series().estimated_size();
+        drop(c);
+        crate::progress::release_memory_after_freeing(freed);
+        Ok(taken)
+    })?;
+    Ok(DataFrame::new(idx.len(), out)?)
 }
 
 /// [`take_compact`] into `parts` frames of consecutive rows of `idx` (about equal, in order),
@@ -490,15 +522,30 @@ pub fn idx_parts(idx: &IdxCa, parts: usize) -> Vec<IdxCa> {
 /// `column` with its strings copied into buffers of its own (other columns as they are): a
 /// string column gathered or filtered from another keeps every value of that column alive
 /// behind its views.
+///
+/// A column whose buffers hold no more than its own values is left as it is: polars' gather
+/// from a column of several chunks has already copied every value it took into new buffers.
 fn owned_strings(column: Series) -> Column {
     match column.str() {
-        Ok(s) => s
+        Ok(s) if !s.downcast_iter().all(holds_only_its_values) => s
             .iter()
             .collect::<StringChunked>()
             .with_name(s.name().clone())
             .into_column(),
-        Err(_) => column.into_column(),
+        _ => column.into_column(),
     }
+}
+
+/// Whether the buffers behind `a`'s views hold no more bytes than its values kept there (the
+/// values longer than a view's 12 inline bytes, each counted as often as it is shown).
+fn holds_only_its_values(a: &polars_arrow::array::Utf8ViewArray) -> bool {
+    let shown = |i: usize| polars_arrow::array::Array::is_valid(a, i);
+    let outside: usize = (a.views().iter().enumerate())
+        .map(|(i, v)| (i, v.length as usize))
+        .filter(|&(i, n)| n > polars_arrow::array::View::MAX_INLINE_SIZE as usize && shown(i))
+        .map(|(_, n)| n)
+        .sum();
+    a.total_buffer_len() <= outside
 }
 
 /// `df` with every string column in buffers of its own ([`owned_strings`]): for a frame of a
@@ -1438,8 +1485,9 @@ fn read_events(
         df.vstack_mut_owned(f)?;
     }
     // One chunk per column: the gather that puts the rows in order is much slower over the
-    // files' chunks (3.7 s against 1.8 s at 10M events) than this copy (0.45 s).
-    let df = rechunked(df)?;
+    // files' chunks (3.7 s against 1.8 s at 10M events) than this copy (0.45 s). The marks
+    // are only read by the checks below, then dropped: they stay in their chunks.
+    let df = rechunked(df, &MARK_COLS)?;
     log("deduplicated, ids and names encoded");
 
     // From here on no row is removed until the end: each step computes a column or a mask over
@@ -1452,11 +1500,16 @@ fn read_events(
     // org (§3.1).
     let count = |name: &str, among: &BooleanChunked| -> Result<u64> {
         let values = df.column(name)?.as_materialized_series();
-        let values = values.cast(&DataType::UInt64)?;
-        Ok((values.u64()?.iter().zip(among.iter()))
-            .filter(|(_, among)| *among == Some(true))
-            .map(|(v, _)| v.unwrap_or(0))
-            .sum())
+        let among = among.iter().map(|a| a == Some(true));
+        Ok(match values.dtype() {
+            DataType::Boolean => (values.bool()?.iter().zip(among))
+                .filter(|&(v, a)| a && v == Some(true))
+                .count() as u64,
+            _ => (values.u32()?.iter().zip(among))
+                .filter(|&(_, a)| a)
+                .map(|(v, _)| u64::from(v.unwrap_or(0)))
+                .sum(),
+        })
     };
     st.junk_ids = count(JUNK_COL, &kept)?;
     st.org_ids_in_user_id = Some(count(IS_ORG_COL, &kept)?);
@@ -1471,16 +1524,7 @@ fn read_events(
     if memberships.is_some() {
         st.org_not_member = Some(count(NOT_MEMBER_COL, &used)?);
     }
-    let df = without(
-        df,
-        [
-            CONTENT_HASH_COL,
-            JUNK_COL,
-            IS_ORG_COL,
-            REASON_COL,
-            NOT_MEMBER_COL,
-        ],
-    );
+    let df = without(df, MARK_COLS);
     log("checked");
     Ok(EventsChecked {
         df,
@@ -1493,6 +1537,15 @@ fn read_events(
         started,
     })
 }
+
+/// The columns of marks that [`read_events`] reads in its checks, then drops.
+const MARK_COLS: [&str; 5] = [
+    CONTENT_HASH_COL,
+    JUNK_COL,
+    IS_ORG_COL,
+    REASON_COL,
+    NOT_MEMBER_COL,
+];
 
 /// Per event row (for [`event_marks`]): how many of its ids were junk (UInt32).
 const JUNK_COL: &str = "_junk";
@@ -2372,6 +2425,44 @@ mod tests {
         let own = compact(picked).unwrap();
         let mine = 3 * long(0).len();
         assert_eq!(held_bytes(&own), mine + 3 * 16);
+    }
+
+    /// A column gathered from several chunks (whose strings polars copies) is kept as it is,
+    /// one gathered from a single chunk (views into the whole column's buffers) is copied; both
+    /// end up holding only their own values, and the same values.
+    #[test]
+    fn strings_are_copied_only_when_their_buffers_hold_more_than_their_values() {
+        let long = |i: usize| format!("a value longer than twelve bytes, number {i:05}");
+        let mut two = df!("s" => (0..100).map(|i| Some(long(i))).collect::<Vec<_>>()).unwrap();
+        two.vstack_mut_owned(
+            df!("s" => (100..200).map(|i| (i % 7 != 0).then(|| long(i))).collect::<Vec<_>>())
+                .unwrap(),
+        )
+        .unwrap();
+        let mut one = two.clone();
+        one.rechunk_mut();
+        assert_eq!(two.column("s").unwrap().n_chunks(), 2);
+        assert_eq!(one.column("s").unwrap().n_chunks(), 1);
+        let idx = IdxCa::from_vec("i".into(), vec![150, 3, 3, 99, 140, 101]);
+        let buffers = |c: &Column| -> Vec<usize> {
+            let s = c.str().unwrap();
+            s.downcast_iter().map(|a| a.total_buffer_len()).collect()
+        };
+        let from_two = two.column("s").unwrap().take(&idx).unwrap();
+        let from_one = one.column("s").unwrap().take(&idx).unwrap();
+        assert!(holds_only_its_values(
+            from_two.str().unwrap().downcast_iter().next().unwrap()
+        ));
+        assert!(!holds_only_its_values(
+            from_one.str().unwrap().downcast_iter().next().unwrap()
+        ));
+        let kept = owned_strings(from_two.as_materialized_series().clone());
+        let copied = owned_strings(from_one.as_materialized_series().clone());
+        assert_eq!(buffers(&kept), buffers(&from_two), "not copied again");
+        let values: usize = (copied.str().unwrap().iter().flatten()).map(str::len).sum();
+        assert_eq!(buffers(&copied).iter().sum::<usize>(), values);
+        assert!(kept.equals_missing(&copied));
+        assert!(kept.equals_missing(&from_one));
     }
 
     /// The parts hold, in order, the rows a single compact take gives; each part's strings
