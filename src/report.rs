@@ -310,6 +310,58 @@ fn num(n: u64) -> String {
     o
 }
 
+/// Persons by their number of cookies (`anon_count`): 0 or 1, 2, 3, 4, 5–9, 10–99, 100 and
+/// more; a person without a count is not counted. Read as numbers (a million persons' counts
+/// each made a string took about 0.3 s at the end of a 10M run).
+fn cookie_buckets(persons: &DataFrame) -> Result<[u64; 7]> {
+    let mut buckets = [0u64; 7];
+    let Ok(counts) = persons.column("anon_count") else {
+        return Ok(buckets);
+    };
+    for n in counts.cast(&DataType::UInt64)?.u64()?.iter().flatten() {
+        let b = match n {
+            0..=1 => 0,
+            2 => 1,
+            3 => 2,
+            4 => 3,
+            5..=9 => 4,
+            10..=99 => 5,
+            _ => 6,
+        };
+        buckets[b] += 1;
+    }
+    Ok(buckets)
+}
+
+/// Users by the channel of their first touch (`first_touch_channel`; none: `(no touch)`), the
+/// most users first, then by name. Counted by reference to the column's values.
+fn channel_mix(users: &DataFrame) -> Result<Vec<(String, u64)>> {
+    let channels = match users.column("first_touch_channel") {
+        Ok(c) => Some(c.cast(&DataType::String)?),
+        Err(_) => None,
+    };
+    let mut by_channel: PlHashMap<Option<&str>, u64> = PlHashMap::new();
+    match &channels {
+        Some(c) => {
+            for channel in c.str()?.iter() {
+                *by_channel.entry(channel).or_default() += 1;
+            }
+        }
+        None if users.height() > 0 => {
+            by_channel.insert(None, users.height() as u64);
+        }
+        None => {}
+    }
+    let mut mix: BTreeMap<String, u64> = BTreeMap::new();
+    for (channel, n) in by_channel {
+        *mix.entry(channel.unwrap_or("(no touch)").to_string())
+            .or_default() += n;
+    }
+    let mut mix: Vec<(String, u64)> = mix.into_iter().collect();
+    mix.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(mix)
+}
+
 fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
     match df.column(name) {
         Ok(c) => Ok(c
@@ -502,8 +554,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
         ],
     ];
     table(&mut o, &["measure", "value"], &rows);
-    let counts = strings(input.persons, "anon_count")?;
-    let mut buckets: BTreeMap<usize, u64> = BTreeMap::new();
+    let buckets = cookie_buckets(input.persons)?;
     let names = [
         "1 cookie",
         "2 cookies",
@@ -513,23 +564,10 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
         "10–99 cookies",
         "100+ cookies",
     ];
-    for c in counts.iter().flatten() {
-        let n: u64 = c.parse().unwrap_or(0);
-        let b = match n {
-            0..=1 => 0,
-            2 => 1,
-            3 => 2,
-            4 => 3,
-            5..=9 => 4,
-            10..=99 => 5,
-            _ => 6,
-        };
-        *buckets.entry(b).or_default() += 1;
-    }
     let bars: Vec<(String, f64)> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.to_string(), *buckets.get(&i).unwrap_or(&0) as f64))
+        .map(|(i, n)| (n.to_string(), buckets[i] as f64))
         .collect();
     o.push_str("<h3>Cookies per person</h3>");
     o.push_str(&bar_chart(&bars, "persons")?);
@@ -537,14 +575,8 @@ pub fn render(input: &ReportInput<'_>) -> Result<String> {
 
     // First-touch channel mix.
     o.push_str("<section id=\"first-touch\"><h2>First-touch channel mix</h2>");
-    let mut mix: BTreeMap<String, u64> = BTreeMap::new();
-    for c in strings(input.user_attribution, "first_touch_channel")? {
-        *mix.entry(c.unwrap_or_else(|| "(no touch)".into()))
-            .or_default() += 1;
-    }
-    let total: u64 = mix.values().sum();
-    let mut mix: Vec<(String, u64)> = mix.into_iter().collect();
-    mix.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mix = channel_mix(input.user_attribution)?;
+    let total: u64 = mix.iter().map(|m| m.1).sum();
     let rows: Vec<Vec<String>> = mix
         .iter()
         .map(|(c, n)| vec![escape(c), num(*n), pct(*n, total)])
@@ -795,6 +827,39 @@ mod tests {
         )
         .unwrap();
         assert!(svg.contains("<rect") && svg.contains("\nx\n"), "{svg}");
+    }
+
+    /// The cookie buckets count numbers (nulls left out, 0 with 1), and the channel mix counts
+    /// missing channels as `(no touch)`, the most users first, ties by name.
+    #[test]
+    fn cookie_buckets_and_channel_mix() {
+        let persons = df!(
+            "anon_count" => [Some(1u32), Some(0), Some(2), Some(2), None, Some(4), Some(9),
+                Some(10), Some(99), Some(100), Some(5000)],
+        )
+        .unwrap();
+        assert_eq!(cookie_buckets(&persons).unwrap(), [2, 2, 0, 1, 1, 2, 2]);
+        assert_eq!(cookie_buckets(&DataFrame::empty()).unwrap(), [0; 7]);
+        let users = df!(
+            "first_touch_channel" => [Some("Paid Search"), None, Some("Direct"),
+                Some("Paid Search"), None, Some("Email")],
+        )
+        .unwrap();
+        let mix = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+            v.iter().map(|(c, n)| (c.to_string(), *n)).collect()
+        };
+        assert_eq!(
+            channel_mix(&users).unwrap(),
+            mix(&[
+                ("(no touch)", 2),
+                ("Paid Search", 2),
+                ("Direct", 1),
+                ("Email", 1)
+            ])
+        );
+        let no_column = df!("user_id" => ["u1", "u2"]).unwrap();
+        assert_eq!(channel_mix(&no_column).unwrap(), mix(&[("(no touch)", 2)]));
+        assert!(channel_mix(&DataFrame::empty()).unwrap().is_empty());
     }
 
     #[test]
