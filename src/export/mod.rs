@@ -193,6 +193,32 @@ impl Skipped {
         *self.slot(reason) += 1;
     }
 
+    /// Add `other`'s counts to these.
+    pub fn absorb(&mut self, other: &Skipped) {
+        let Skipped {
+            no_match_key,
+            outside_window,
+            no_consent,
+            oversized,
+            already_exported,
+            missing_user_agent,
+            missing_source_url,
+            missing_value,
+            bad_email,
+            bad_phone,
+        } = *other;
+        self.no_match_key += no_match_key;
+        self.outside_window += outside_window;
+        self.no_consent += no_consent;
+        self.oversized += oversized;
+        self.already_exported += already_exported;
+        self.missing_user_agent += missing_user_agent;
+        self.missing_source_url += missing_source_url;
+        self.missing_value += missing_value;
+        self.bad_email += bad_email;
+        self.bad_phone += bad_phone;
+    }
+
     /// The count for `reason`.
     pub fn get(&self, reason: Reason) -> u64 {
         let mut copy = *self;
