@@ -321,7 +321,6 @@ fn csv_field(s: &str) -> String {
 const DM_PARTS: usize = 8;
 
 /// The Data Manager `events:ingest` request bodies for `conversions`.
-
 pub fn data_manager_batches<C: Borrow<Conversion>>(
     conversions: &[C],
     settings: &GoogleSettings,
