@@ -48,8 +48,8 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 
 use super::{
-    batches, hashed_emails, hashed_phones, held_back, non_blank, sorted, Click, Conversion,
-    Platform, Reason, Skipped, DAY_US,
+    batches, hashed_emails, hashed_phones, held_back, made_events, non_blank, sorted, Click,
+    Conversion, Made, Platform, Reason, Skipped, DAY_US,
 };
 
 /// Most events the Data Manager API accepts in one `events:ingest` request.
@@ -335,35 +335,21 @@ pub fn data_manager_batches<C: Borrow<Conversion>>(
         .map(|r| &sorted[r])
         .collect();
     let made = crate::parallel::map(&parts, 2, |_, part| {
-        let mut skipped = Skipped::default();
-        let mut events = Vec::new();
-        let mut exported = Vec::new();
-        let mut not_exported = Vec::new();
-        for c in part.iter() {
-            match dm_event(c, window_end_us, &mut skipped) {
-                Ok(e) => {
-                    exported.push(c.event_id.clone());
-                    events.push(e);
-                }
-                Err(reason) => {
-                    skipped.add(reason);
-                    not_exported.push((c.event_id.clone(), reason));
-                }
-            }
-        }
-        Ok((events, exported, not_exported, skipped))
+        Ok(made_events(part, |c, skipped| {
+            dm_event(c, window_end_us, skipped)
+        }))
     })
     .expect("making the events does not fail");
-    let mut skipped = Skipped::default();
-    let mut events = Vec::new();
-    let mut exported = Vec::new();
-    let mut not_exported = Vec::new();
-    for (e, x, n, s) in made {
-        events.extend(e);
-        exported.extend(x);
-        not_exported.extend(n);
-        skipped.absorb(&s);
+    let mut all = Made::default();
+    for part in made {
+        all.extend(part);
     }
+    let Made {
+        events,
+        exported,
+        not_exported,
+        skipped,
+    } = all;
     let destinations = destination(settings).into_iter().collect::<Vec<_>>();
     let batches = crate::parallel::map(&batches(events, MAX_EVENTS), 2, |_, events| {
         let body = IngestEventsRequest {

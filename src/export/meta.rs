@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    batches, hashed_emails, hashed_phones, held_back, non_blank, normalize, sorted, Conversion,
-    Platform, Reason, Skipped, DAY_US,
+    batches, hashed_emails, hashed_phones, held_back, made_events, non_blank, normalize, sorted,
+    Conversion, Made, Platform, Reason, Skipped, DAY_US,
 };
 
 /// Most events Meta accepts in one request.
@@ -119,31 +119,16 @@ pub fn build<C: Borrow<Conversion>>(
     settings: &MetaSettings,
     window_end_us: i64,
 ) -> MetaExport {
-    let mut skipped = Skipped::default();
-    let mut events = Vec::new();
-    let mut exported = Vec::new();
-    let mut not_exported = Vec::new();
     let window_start = window_end_us.saturating_sub(settings.window_days() * DAY_US);
     let website = settings.action_source == "website";
-    for c in sorted(conversions) {
-        match event(
-            c,
-            settings,
-            website,
-            window_start,
-            window_end_us,
-            &mut skipped,
-        ) {
-            Ok(e) => {
-                exported.push(c.event_id.clone());
-                events.push(e);
-            }
-            Err(reason) => {
-                skipped.add(reason);
-                not_exported.push((c.event_id.clone(), reason));
-            }
-        }
-    }
+    let Made {
+        events,
+        exported,
+        not_exported,
+        skipped,
+    } = made_events(&sorted(conversions), |c, skipped| {
+        event(c, settings, website, window_start, window_end_us, skipped)
+    });
     let batches = batches(events, MAX_EVENTS)
         .into_iter()
         .map(|data| serde_json::to_string(&Body { data }).expect("serializing plain structs"))

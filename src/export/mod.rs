@@ -279,6 +279,61 @@ pub(crate) fn held_back(c: &Conversion) -> Option<Reason> {
     }
 }
 
+/// Conversions made into a platform's events ([`made_events`]).
+pub(crate) struct Made<E> {
+    /// The events, in the conversions' order.
+    pub events: Vec<E>,
+    /// The ids of the conversions made into `events`, in the same order.
+    pub exported: Vec<String>,
+    /// The ids of the conversions left out, with why, in the conversions' order.
+    pub not_exported: Vec<(String, Reason)>,
+    /// The conversions (and values) left out, by reason.
+    pub skipped: Skipped,
+}
+
+impl<E> Default for Made<E> {
+    fn default() -> Self {
+        Made {
+            events: Vec::new(),
+            exported: Vec::new(),
+            not_exported: Vec::new(),
+            skipped: Skipped::default(),
+        }
+    }
+}
+
+impl<E> Made<E> {
+    /// `next`'s conversions after these.
+    pub fn extend(&mut self, next: Made<E>) {
+        self.events.extend(next.events);
+        self.exported.extend(next.exported);
+        self.not_exported.extend(next.not_exported);
+        self.skipped.absorb(&next.skipped);
+    }
+}
+
+/// Each of `conversions` made into an event by `make`, or left out for the reason it gives
+/// (`make` may also count values it leaves out of an event in the `Skipped` it is handed).
+pub(crate) fn made_events<'c, E>(
+    conversions: &[&'c Conversion],
+    mut make: impl FnMut(&'c Conversion, &mut Skipped) -> std::result::Result<E, Reason>,
+) -> Made<E> {
+    let mut made = Made::default();
+    for &c in conversions {
+        match make(c, &mut made.skipped) {
+            Ok(e) => {
+                made.exported.push(c.event_id.clone());
+                made.events.push(e);
+            }
+            Err(reason) => {
+                made.skipped.add(reason);
+                made.not_exported.push((c.event_id.clone(), reason));
+            }
+        }
+    }
+    made
+}
+
 /// The conversions in output order: by time, then `event_id`.
 pub(crate) fn sorted<C: Borrow<Conversion>>(conversions: &[C]) -> Vec<&Conversion> {
     let mut v: Vec<&Conversion> = conversions.iter().map(Borrow::borrow).collect();

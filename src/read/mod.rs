@@ -462,10 +462,11 @@ where
     df.drop_many(names)
 }
 
-/// Rows `idx` of `df` in a frame that holds none of `df`'s memory: string columns are copied
-/// into buffers of their own (a gather alone would keep every value of the column alive behind
-/// the views it takes), two columns at a time on two threads, each input column dropped once
-/// copied and its memory handed back.
+/// Rows `idx` of `df` in a frame that holds no more of `df`'s memory than its own values: string
+/// columns are copied into buffers of their own (a gather alone would keep every value of the
+/// column alive behind the views it takes) unless the gather already did ([`owned_strings`]),
+/// two columns at a time on two threads, each input column dropped once copied and its memory
+/// handed back.
 pub fn take_compact(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
     let out = column_by_column(df, |c| {
         let taken = owned_strings(c.as_materialized_series().take(idx)?);
