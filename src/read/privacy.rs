@@ -116,6 +116,24 @@ fn held_literals(v: &str) -> u8 {
     (held & !PERCENT) | encoded
 }
 
+/// Whether any value of `ca` may hold a literal every personal id holds (see
+/// [`may_be_personal_id`]): one scan of its arrays' buffers for `@`, `+` and `%`, and of its
+/// short values (kept in their views, not in the buffers). A column of cookie ids or event ids
+/// is then passed over without looking at each value; a byte found anywhere (even in a value
+/// no row shows any more) only sends the column to the value-by-value check.
+fn may_hold_personal_ids(ca: &StringChunked) -> bool {
+    use polars_arrow::array::View;
+    let held = |b: &[u8]| memchr::memchr3(b'@', b'+', b'%', b).is_some();
+    ca.downcast_iter().any(|arr| {
+        arr.data_buffers().iter().any(|b| held(b))
+            || arr.views().iter().any(|v| {
+                // SAFETY: the view is inline (checked first).
+                v.length <= View::MAX_INLINE_SIZE
+                    && held(unsafe { v.get_inlined_slice_unchecked() })
+            })
+    })
+}
+
 /// Whether `v` holds a literal every personal id holds (`@` or `%40` of an email, `+` of a
 /// phone): one byte scan, and the regexes only for the values that pass it.
 fn may_be_personal_id(v: &str) -> bool {
@@ -241,6 +259,9 @@ pub fn pseudonymize_ids(df: DataFrame, ids: &[&str], max_chars: u32) -> Result<(
     let mut hashes: std::collections::HashMap<String, String> = Default::default();
     for c in present {
         let ca = df.column(c)?.str()?.clone();
+        if !may_hold_personal_ids(&ca) {
+            continue;
+        }
         // The rows holding a personal id, and its pseudonym.
         let mut found: Vec<(usize, String)> = Vec::new();
         for (i, v) in ca.iter().enumerate() {
@@ -518,6 +539,42 @@ mod tests {
         assert_eq!(v, values.map(redact_text));
         assert_eq!(o, values.map(redact_emails));
         assert_eq!(n, 3 + 2);
+    }
+
+    /// The column scan that lets a column pass without a value-by-value check finds a
+    /// personal id's literal wherever polars keeps the value: in the view (12 bytes or less),
+    /// in a data buffer, in any chunk.
+    #[test]
+    fn the_column_scan_finds_literals_in_views_buffers_and_later_chunks() {
+        let ids = |v: &[&str]| StringChunked::from_slice("id".into(), v);
+        let long_ids = ids(&["a_0000100f2a9b88d2", "a_0000225f7a84e7b4", "c1"]);
+        assert!(!may_hold_personal_ids(&long_ids));
+        // Inline (6 bytes) and in a buffer (17 bytes), each alone in its column.
+        assert!(may_hold_personal_ids(&ids(&["c1", "a@b.co"])));
+        assert!(may_hold_personal_ids(&ids(&["c1", "+14155550123"])));
+        assert!(may_hold_personal_ids(&ids(&[
+            "a_0000100f2a9b88d2",
+            "ava@example.com"
+        ])));
+        assert!(may_hold_personal_ids(&ids(&[
+            "a_0000100f2a9b88d2",
+            "ava%40example.com"
+        ])));
+        // In the second chunk only.
+        let mut two = long_ids.clone();
+        two.append(&ids(&["x", "bo@ex.io"])).unwrap();
+        assert_eq!(two.chunks().len(), 2);
+        assert!(may_hold_personal_ids(&two));
+        // Through the whole function: short and long personal ids in columns of several chunks.
+        let mut user = ids(&["u_1", "a_0000100f2a9b88d2"]);
+        user.append(&ids(&["a@b.co", "ava@example.com"])).unwrap();
+        let df = DataFrame::new(4, vec![user.into_series().into_column()]).unwrap();
+        let (out, n) = pseudonymize_ids(df, &["id"], 1024).unwrap();
+        assert_eq!(n, 2);
+        let out = out.column("id").unwrap().str().unwrap().clone();
+        assert_eq!(out.get(0), Some("u_1"));
+        assert_eq!(out.get(2), Some(pseudonym("a@b.co").as_str()));
+        assert_eq!(out.get(3), Some(pseudonym("ava@example.com").as_str()));
     }
 
     #[test]
