@@ -111,7 +111,34 @@ pub fn run_with(
         lock()?.outputs.insert(name.to_string(), stat);
         Ok(polars::prelude::DataFrame::empty())
     };
-    let mut tables = stitch::stitch_into(&raw, &graph, facts, picks, cfg, &sink)?;
+    // The exports' first step reads none of the tables: it chooses each conversion's touches
+    // and reads their click columns again on the first of stitch's threads to be free, while
+    // the other writes the last table. (Attribution and the conversions' gathering there too
+    // held their records beside the last table: a peak about 400 MB higher, for no time.)
+    let export_touches = std::sync::Mutex::new(None);
+    let poisoned = || Error::Internal("the exports' touches were poisoned".into());
+    let choose_touches = || -> Result<()> {
+        let started = std::time::Instant::now();
+        let chosen = export::gather::export_touches(&raw, &graph, &clicks, &touches_again)?;
+        tracing::debug!(
+            elapsed_s = started.elapsed().as_secs_f64(),
+            "export: touches chosen and read again (beside stitch)"
+        );
+        *export_touches.lock().map_err(|_| poisoned())? = Some(chosen);
+        Ok(())
+    };
+    let mut tables = stitch::stitch_into(
+        &raw,
+        &graph,
+        facts,
+        picks,
+        cfg,
+        &sink,
+        Some(&choose_touches),
+    )?;
+    drop(clicks);
+    let export_touches = (export_touches.into_inner().map_err(|_| poisoned())?)
+        .ok_or_else(|| Error::Internal("the exports' touches were not chosen".into()))?;
     let EarlyTables {
         mut outputs,
         changes: (previous, changed, previous_persons),
@@ -158,10 +185,6 @@ pub fn run_with(
                     "export: {step}"
                 )
             };
-            let export_touches =
-                export::gather::export_touches(&raw, &graph, &clicks, &touches_again)?;
-            drop(clicks);
-            log("touches chosen and read again");
             let conversions = export::gather::conversions(&raw, &graph, &tables, &export_touches)?;
             drop(export_touches);
             log("conversions gathered");

@@ -625,3 +625,47 @@ fn touch_text_is_held_as_codes_and_reads_back_as_written() {
     let landing = raw.touch_text.dictionary("landing_url").unwrap();
     assert_eq!(landing.len(), 2, "each distinct landing page held once");
 }
+
+/// Work a later stage hands to stitch (`stitch_into`'s `after`) runs exactly once, beside the
+/// tables, which come out the same as without it; an error it returns is stitch's error.
+#[test]
+fn stitch_runs_the_work_handed_to_it_once_and_passes_on_its_error() {
+    use lakestitch::{identity, read, stitch};
+    let lake = generated_lake(40);
+    let cfg = lake.config(GEN_DATE);
+    let input =
+        lakestitch::storage::Lake::open(cfg.input.as_str(), lakestitch::storage::Access::Read)
+            .unwrap();
+    let run = |after: Option<stitch::After<'_>>| {
+        let mut raw = read::read_lake(&input, &cfg).unwrap();
+        let event_ids = |rows: &[u32]| read::event_ids(&input, &raw.event_files, &raw.events, rows);
+        let graph = identity::build(&raw, &cfg, &event_ids).unwrap();
+        let facts = stitch::touch_facts(&raw).unwrap();
+        let touch_files = raw.touch_files.clone();
+        let again =
+            |at: &DataFrame, names: &[&str]| read::touch_columns(&input, &touch_files, at, names);
+        let picks = stitch::pick_touches(&mut raw, &graph, &facts, &again).unwrap();
+        stitch::stitch_into(&raw, &graph, facts, picks, &cfg, &|_, df| Ok(df), after)
+    };
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let count = || -> lakestitch::error::Result<()> {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    };
+    let with = run(Some(&count)).unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let without = run(None).unwrap();
+    for ((name, a), (_, b)) in with.by_name().into_iter().zip(without.by_name()) {
+        assert!(
+            a.equals_missing(b),
+            "{name} differs with the work handed to stitch"
+        );
+    }
+    let fail = || -> lakestitch::error::Result<()> {
+        Err(lakestitch::error::Error::Internal(
+            "the later stage failed".into(),
+        ))
+    };
+    let err = run(Some(&fail)).expect_err("the error is passed on");
+    assert!(err.to_string().contains("the later stage failed"), "{err}");
+}

@@ -276,7 +276,7 @@ pub fn stitch(
     picks: TouchPicks,
     cfg: &JobConfig,
 ) -> Result<Tables> {
-    stitch_into(raw, graph, facts, picks, cfg, &|_, df| Ok(df))
+    stitch_into(raw, graph, facts, picks, cfg, &|_, df| Ok(df), None)
 }
 
 /// Where [`stitch_into`] hands each of `persons`, `identity_map`, `anon_visitors` and
@@ -285,8 +285,14 @@ pub fn stitch(
 /// JSON, were about 750 MB at 10M events). Called from more than one thread.
 pub type Sink<'a> = &'a (dyn Fn(&'static str, DataFrame) -> Result<DataFrame> + Sync);
 
+/// Work of a later stage that [`stitch_into`] runs after its own tables, on the first of its
+/// threads to be free: it reads none of the tables, and keeps what it makes itself.
+pub type After<'a> = &'a (dyn Fn() -> Result<()> + Sync);
+
 /// A piece of [`stitch_into`]'s work done.
 enum Built {
+    /// The work `after` ([`After`]) done.
+    After,
     Table(DataFrame),
     Events {
         journeys: DataFrame,
@@ -297,7 +303,9 @@ enum Built {
     },
 }
 
-/// [`stitch`], handing the person-level tables to `sink` as they are built.
+/// [`stitch`], handing the person-level tables to `sink` as they are built, and running
+/// `after` on the first of its two threads to be free once the tables are handed out (see
+/// [`After`]).
 pub fn stitch_into(
     raw: &RawLake,
     graph: &IdentityGraph,
@@ -305,6 +313,7 @@ pub fn stitch_into(
     picks: TouchPicks,
     cfg: &JobConfig,
     sink: Sink<'_>,
+    after: Option<After<'_>>,
 ) -> Result<Tables> {
     let started = std::time::Instant::now();
     let log = |step: &str| crate::step_done!(started, "stitch: {step}");
@@ -657,11 +666,22 @@ pub fn stitch_into(
     // side by side, the first thread free takes persons and the other identity_map, and the
     // two end within about 0.8 s of each other. (With anon_visitors after the journeys on one
     // thread, the other was left idle for 1.3–1.5 s.)
-    let tasks: [&(dyn Fn() -> Result<Built> + Sync); 4] = [
+    //
+    // `after` comes last: the thread that ends its tables first takes it while the other
+    // writes the last table (at 10M events the two threads end 0-1.9 s apart, the tables'
+    // order and length varying from run to run).
+    let after_task = || -> Result<Built> {
+        if let Some(after) = after {
+            after()?;
+        }
+        Ok(Built::After)
+    };
+    let tasks: [&(dyn Fn() -> Result<Built> + Sync); 5] = [
         &event_side,
         &anon_visitors_task,
         &persons_task,
         &identity_map_task,
+        &after_task,
     ];
     let mut built = crate::parallel::map(&tasks, 2, |_, task| task())?.into_iter();
     let Some(Built::Events {
