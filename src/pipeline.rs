@@ -114,7 +114,7 @@ pub fn run_with(
     // The exports' first step reads none of the tables: it chooses each conversion's touches
     // and reads their click columns again on the first of stitch's threads to be free, while
     // the other writes the last table. (Attribution and the conversions' gathering there too
-    // held their records beside the last table: a peak about 400 MB higher, for no time.)
+    // held their records beside the last table: a peak up to about 450 MB higher, for no time.)
     let export_touches = std::sync::Mutex::new(None);
     let poisoned = || Error::Internal("the exports' touches were poisoned".into());
     let choose_touches = || -> Result<()> {
