@@ -216,7 +216,7 @@ pub fn pick_touches(
     wanted.dedup();
     // The JSON of every touch a table shows, once; each table's column is a gather from it
     // (views into one buffer: up to four tables show one touch, and the text is the biggest
-    // part of them). `publish` writes such columns compacted, one table at a time.
+    // part of them). `publish` encodes such columns as they are, without a compact copy.
     let all = std::mem::take(&mut raw.touches);
     let text = std::mem::take(&mut raw.touch_text);
     raw.touches = all.select(["ts", crate::read::FIDX_COL, crate::read::schema::ROW_COL])?;
