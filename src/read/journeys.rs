@@ -234,7 +234,7 @@ impl<'a> JourneyColumns<'a> {
 /// personal ids pseudonymized, `event_id` trimmed, then runaway values nulled.
 fn clean_again(df: DataFrame) -> Result<DataFrame> {
     let (df, _) = privacy::pseudonymize_ids(df, super::EVENT_PSEUDONYMIZED, MAX_ID_CHARS)?;
-    let df = df.lazy().with_column(super::strip_event_id()).collect()?;
+    let df = super::trim_event_ids(df)?;
     let (df, _) = null_values_too_long(df, super::EVENT_IDS)?;
     Ok(df)
 }

@@ -970,6 +970,20 @@ fn null_values_too_long(df: DataFrame, ids: &[&str]) -> Result<(DataFrame, u64)>
     if targets.is_empty() {
         return Ok((df, 0));
     }
+    // Counted from the values' views, which hold each value's length (no column of lengths).
+    let mut total = 0u64;
+    for c in &targets {
+        for arr in df.column(c)?.str()?.downcast_iter() {
+            total += (arr.views().iter().enumerate())
+                .filter(|&(i, v)| {
+                    v.length > MAX_VALUE_BYTES && polars_arrow::array::Array::is_valid(arr, i)
+                })
+                .count() as u64;
+        }
+    }
+    if total == 0 {
+        return Ok((df, 0));
+    }
     let long = |c: &str| {
         col(c)
             .str()
@@ -977,28 +991,6 @@ fn null_values_too_long(df: DataFrame, ids: &[&str]) -> Result<(DataFrame, u64)>
             .gt(lit(MAX_VALUE_BYTES))
             .fill_null(lit(false))
     };
-    let counts = df
-        .clone()
-        .lazy()
-        .select(
-            targets
-                .iter()
-                .map(|c| long(c).cast(DataType::UInt64).sum().alias(c.as_str()))
-                .collect::<Vec<_>>(),
-        )
-        .collect()?;
-    let mut total = 0u64;
-    for c in counts.columns() {
-        total += c
-            .as_materialized_series()
-            .cast(&DataType::UInt64)?
-            .u64()?
-            .get(0)
-            .unwrap_or(0);
-    }
-    if total == 0 {
-        return Ok((df, 0));
-    }
     let df = df
         .lazy()
         .with_columns(
@@ -1154,6 +1146,25 @@ fn quarantine_flags(
 /// `event_id` trimmed, as the read stage keys, deduplicates and quarantines events.
 fn strip_event_id() -> Expr {
     col("event_id").str().strip_chars(lit(NULL))
+}
+
+/// `df` with its `event_id` trimmed ([`strip_event_id`]). A column with nothing to trim (every
+/// event id in a well-kept lake) is kept as it is: trimming copies every id.
+fn trim_event_ids(df: DataFrame) -> Result<DataFrame> {
+    let untrimmed = |v: &str| match (v.as_bytes().first(), v.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => false,
+        _ => v.trim().len() != v.len(),
+    };
+    if !df
+        .column("event_id")?
+        .str()?
+        .iter()
+        .flatten()
+        .any(untrimmed)
+    {
+        return Ok(df);
+    }
+    Ok(df.lazy().with_column(strip_event_id()).collect()?)
 }
 
 /// An event whose (trimmed) `event_id` is null or empty: quarantined as `missing_event_id`.
@@ -1896,7 +1907,7 @@ fn event_file(
     st.ids_pseudonymized += pseudonymized;
 
     // 1. An event without an event_id cannot be deduplicated or referenced.
-    let df = df.lazy().with_column(strip_event_id()).collect()?;
+    let df = trim_event_ids(df)?;
     let df = quarantine_reasons(
         df,
         &[
@@ -2165,6 +2176,51 @@ fn keep_first_copies(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// `trim_event_ids` gives what trimming every id gives, and keeps a column with nothing
+    /// to trim as it is (the same buffers, not a copy).
+    #[test]
+    fn event_ids_are_trimmed_and_clean_ones_kept() {
+        let trimmed = |ids: &[Option<&str>]| {
+            let df =
+                df!("event_id" => ids, "n" => (0..ids.len() as u32).collect::<Vec<_>>()).unwrap();
+            let expected = (df.clone().lazy().with_column(strip_event_id()))
+                .collect()
+                .unwrap();
+            let got = trim_event_ids(df.clone()).unwrap();
+            assert!(got.equals_missing(&expected), "{ids:?}");
+            (df, got)
+        };
+        let long = "an-event-id-longer-than-twelve-bytes";
+        for dirty in [
+            " e1",
+            "e1 ",
+            "\te1",
+            "e1\n",
+            "\u{a0}e1",
+            "e1\u{3000}",
+            " ",
+            "é ",
+        ] {
+            let ids = [Some(long), None, Some("e2"), Some(dirty), Some("")];
+            let (df, got) = trimmed(&ids);
+            assert!(!got.equals_missing(&df), "{dirty:?} was not trimmed");
+        }
+        let clean = [Some(long), None, Some("e2"), Some("é-ü"), Some("")];
+        let (df, got) = trimmed(&clean);
+        let buffers = |df: &DataFrame| -> Vec<*const u8> {
+            let ca = df.column("event_id").unwrap().str().unwrap().clone();
+            (ca.downcast_iter())
+                .flat_map(|a| {
+                    a.data_buffers()
+                        .iter()
+                        .map(|b| b.as_ptr())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        assert_eq!(buffers(&got), buffers(&df));
+    }
 
     /// The four dictionaries of `codes`: names, cookies, users, orgs.
     fn dictionaries(codes: &EventCodes) -> [&Series; 4] {
