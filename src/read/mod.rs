@@ -943,12 +943,19 @@ fn id_too_long(ids: &[&str]) -> Expr {
 /// at most `max` bytes has at most `max` characters: only longer ones are read and counted
 /// (counting the characters of every id was about 7 % of reading the event files).
 fn more_chars_than(ca: &StringChunked, max: usize) -> BooleanChunked {
+    longer_than(ca, max, |v| v.chars().count() > max)
+}
+
+/// Whether each value of `ca` has more than `max` bytes and passes `also` (false for a null).
+/// Lengths are read from the values' views: only the longer values themselves are read.
+fn longer_than(ca: &StringChunked, max: usize, also: impl Fn(&str) -> bool) -> BooleanChunked {
     let values = ca.downcast_iter().flat_map(|arr| {
+        let also = &also;
         arr.views().iter().enumerate().map(move |(i, v)| {
             v.length as usize > max
                 && polars_arrow::array::Array::is_valid(arr, i)
                 // SAFETY: `i` is below the array's length (an index of its views).
-                && unsafe { arr.value_unchecked(i) }.chars().count() > max
+                && also(unsafe { arr.value_unchecked(i) })
         })
     });
     BooleanChunked::from_iter_values(ca.name().clone(), values)
@@ -970,41 +977,21 @@ fn null_values_too_long(df: DataFrame, ids: &[&str]) -> Result<(DataFrame, u64)>
     if targets.is_empty() {
         return Ok((df, 0));
     }
-    // Counted from the values' views, which hold each value's length (no column of lengths).
+    // Each column's long values found from the values' views (no column of lengths), and
+    // the column replaced only when it has any.
+    let mut df = df;
     let mut total = 0u64;
     for c in &targets {
-        for arr in df.column(c)?.str()?.downcast_iter() {
-            total += (arr.views().iter().enumerate())
-                .filter(|&(i, v)| {
-                    v.length > MAX_VALUE_BYTES && polars_arrow::array::Array::is_valid(arr, i)
-                })
-                .count() as u64;
+        let ca = df.column(c)?.str()?;
+        let long = longer_than(ca, MAX_VALUE_BYTES as usize, |_| true);
+        let n = long.sum().unwrap_or(0) as u64;
+        if n > 0 {
+            let none = StringChunked::full_null(ca.name().clone(), ca.len());
+            let kept = none.zip_with(&long, ca)?;
+            df.replace(c, kept.into_column())?;
+            total += n;
         }
     }
-    if total == 0 {
-        return Ok((df, 0));
-    }
-    let long = |c: &str| {
-        col(c)
-            .str()
-            .len_bytes()
-            .gt(lit(MAX_VALUE_BYTES))
-            .fill_null(lit(false))
-    };
-    let df = df
-        .lazy()
-        .with_columns(
-            targets
-                .iter()
-                .map(|c| {
-                    when(long(c))
-                        .then(lit(NULL).cast(DataType::String))
-                        .otherwise(col(c.as_str()))
-                        .alias(c.as_str())
-                })
-                .collect::<Vec<_>>(),
-        )
-        .collect()?;
     Ok((df, total))
 }
 
@@ -2176,6 +2163,40 @@ fn keep_first_copies(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Values over [`MAX_VALUE_BYTES`] bytes become null and are counted, in every string
+    /// column but the ids and the bookkeeping columns; a value of exactly the limit stays.
+    #[test]
+    fn values_too_long_are_nulled_and_counted() {
+        let max = MAX_VALUE_BYTES as usize;
+        let long = "é".repeat(max / 2) + "x"; // over the limit in bytes, not in characters
+        let limit = "v".repeat(max);
+        let df = df!(
+            "event_id" => [Some(long.as_str()), Some("e2"), Some("e3"), Some("e4")],
+            "_note" => [Some(long.as_str()), None, None, None],
+            "session_id" => [Some("s1"), Some(long.as_str()), None, Some(limit.as_str())],
+            "order_id" => [Some(long.as_str()), Some(long.as_str()), Some("o3"), None],
+            "value" => [1.0, 2.0, 3.0, 4.0],
+        )
+        .unwrap();
+        let (out, n) = null_values_too_long(df.clone(), &["event_id"]).unwrap();
+        assert_eq!(n, 3);
+        let strs = |name: &str| -> Vec<Option<String>> {
+            let ca = out.column(name).unwrap().str().unwrap().clone();
+            ca.iter().map(|v| v.map(str::to_string)).collect()
+        };
+        assert_eq!(strs("event_id")[0].as_deref(), Some(long.as_str()));
+        assert_eq!(strs("_note")[0].as_deref(), Some(long.as_str()));
+        assert_eq!(
+            strs("session_id"),
+            [Some("s1".into()), None, None, Some(limit.clone())]
+        );
+        assert_eq!(strs("order_id"), [None, None, Some("o3".into()), None]);
+        assert!(out
+            .column("value")
+            .unwrap()
+            .equals(df.column("value").unwrap()));
+    }
 
     /// `trim_event_ids` gives what trimming every id gives, and keeps a column with nothing
     /// to trim as it is (the same buffers, not a copy).
