@@ -51,11 +51,13 @@ pub fn run_with(
     // the identity graph (both mostly one thread).
     let event_ids = |rows: &[u32]| read::event_ids(input, &raw.event_files, &raw.events, rows);
     // Which click ids each touch carries is read beside them, while the click ids are held:
-    // the exports choose their touches from it before they read any touch again.
+    // the exports choose their touches from it before they read any touch again. The phone
+    // numbering plans the exports read numbers with are loaded there too.
     let (facts, graph) = crate::parallel::join(
         || -> Result<_> {
             let facts = stitch::touch_facts(&raw)?;
             let clicks = export::gather::TouchClicks::of(&raw.touches, &raw.touch_text)?;
+            export::load_phone_plans();
             Ok((facts, clicks))
         },
         || identity::build(&raw, cfg, &event_ids),

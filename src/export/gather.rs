@@ -16,7 +16,7 @@ use polars::prelude::*;
 
 use polars_arrow::bitmap::{Bitmap, MutableBitmap};
 
-use super::{Click, Conversion};
+use super::{Click, Conversion, Phone};
 use crate::codes::{self, NONE};
 use crate::error::Result;
 use crate::identity::IdentityGraph;
@@ -106,6 +106,7 @@ pub fn conversions(
     let personalization = df.column("ad_personalization")?.bool()?.clone();
 
     let owned = |v: Option<&str>| v.map(str::to_string);
+    let read = phones_read_once(&phone, &country)?;
     // Row by row (each conversion's touches, its page URL parsed out of its properties), in
     // consecutive slices on all cores, put back in order.
     let slices = crate::parallel::slices(df.height(), GATHER_SLICES);
@@ -119,11 +120,7 @@ pub fn conversions(
                     emails.push(e.to_string());
                 }
             }
-            let phones = phone
-                .get(i)
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| vec![(v.to_string(), owned(country.get(i)))])
-                .unwrap_or_default();
+            let phones = read.of_row[i].map(|k| vec![read.read[k as usize].clone()]);
             let latest = |column: &TouchColumn| chosen.of_latest(i, column);
             let click = |k: usize| chosen.click(i, k);
             let page_url = props.get(i).and_then(page_url_of);
@@ -136,7 +133,7 @@ pub fn conversions(
                 order_id: owned(order_id.get(i)),
                 user_id: owned(user_id.get(i)),
                 emails,
-                phones,
+                phones: phones.unwrap_or_default(),
                 gclid: click(0),
                 gbraid: click(1),
                 wbraid: click(2),
@@ -160,6 +157,49 @@ pub fn conversions(
 
 /// Slices of the conversions gathered side by side by [`conversions`].
 const GATHER_SLICES: usize = 8;
+
+/// The conversions' phone numbers, each distinct `(phone, country)` read once ([`Phone::read`]).
+struct PhonesRead {
+    /// The readings, one per distinct non-blank `(phone, country)`, in order first seen.
+    read: Vec<Phone>,
+    /// Per conversion: its reading in `read`, `None` without a (non-blank) phone.
+    of_row: Vec<Option<u32>>,
+}
+
+/// Parts of the distinct phone numbers read side by side.
+const PHONE_PARTS: usize = 8;
+
+/// Each distinct non-blank `(phone, country)` of the conversions (`phone`, `country`: the
+/// users' columns, one row per conversion) read as E.164 once, on all cores: a user's phone
+/// comes with each of their conversions, and reading a number (a few regex matches against
+/// its numbering plan) was most of the exports' work when each platform read each
+/// conversion's own.
+fn phones_read_once(phone: &StringChunked, country: &StringChunked) -> Result<PhonesRead> {
+    let mut first: PlHashMap<(&str, Option<&str>), u32> = PlHashMap::new();
+    let mut keys: Vec<(&str, Option<&str>)> = Vec::new();
+    let of_row: Vec<Option<u32>> = phone
+        .iter()
+        .zip(country.iter())
+        .map(|(p, c)| {
+            let p = p.filter(|v| !v.trim().is_empty())?;
+            Some(*first.entry((p, c)).or_insert_with(|| {
+                keys.push((p, c));
+                keys.len() as u32 - 1
+            }))
+        })
+        .collect();
+    let parts = crate::parallel::slices(keys.len(), PHONE_PARTS);
+    let read = crate::parallel::map(&parts, 4, |_, part| {
+        Ok(keys[part.clone()]
+            .iter()
+            .map(|&(p, c)| Phone::read(p, c))
+            .collect::<Vec<Phone>>())
+    })?;
+    Ok(PhonesRead {
+        read: read.into_iter().flatten().collect(),
+        of_row,
+    })
+}
 
 /// The conversion's page URL from its `properties` JSON object, with personal data redacted
 /// like the touches' URLs (`?email=...` → `?email=[redacted]`).
@@ -481,5 +521,34 @@ mod tests {
                 .as_deref(),
             Some("https://a.example/thanks?email=[redacted]&x=1")
         );
+    }
+
+    /// Each distinct (phone, country) is read once and every conversion gets its own reading:
+    /// one national number in two countries is two numbers, a repeated one shares its reading,
+    /// and a missing or blank phone gives none.
+    #[test]
+    fn phones_are_read_once_per_number_and_country() {
+        let phone = StringChunked::from_iter([
+            Some("030 901820"),
+            Some("030 901820"),
+            None,
+            Some("030 901820"),
+            Some("  "),
+            Some("+1 415 555 0142"),
+        ]);
+        let country =
+            StringChunked::from_iter([Some("DE"), Some("GB"), Some("DE"), Some("DE"), None, None]);
+        let read = phones_read_once(&phone, &country).unwrap();
+        assert_eq!(
+            read.of_row,
+            [Some(0), Some(1), None, Some(0), None, Some(2)]
+        );
+        let e164: Vec<Option<&str>> = read.read.iter().map(|p| p.e164.as_deref()).collect();
+        assert_eq!(e164, [Some("+4930901820"), None, Some("+14155550142")]);
+        for (i, (p, c)) in phone.iter().zip(country.iter()).enumerate() {
+            if let Some(k) = read.of_row[i] {
+                assert_eq!(read.read[k as usize], Phone::read(p.unwrap(), c));
+            }
+        }
     }
 }

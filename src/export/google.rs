@@ -559,7 +559,7 @@ struct Consent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::{normalize, window_end_us};
+    use crate::export::{normalize, window_end_us, Phone};
 
     fn end() -> i64 {
         window_end_us(chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap())
@@ -587,7 +587,7 @@ mod tests {
                 "Jefferson.Loves.hiking@gmail.com".into(),
                 "jeffersonloveshiking@gmail.com".into(),
             ],
-            phones: vec![("+44-113-496-0987".into(), None)],
+            phones: vec![Phone::read("+44-113-496-0987", None)],
             gclid: Some(Click::new("EAIaIQ,obCh\"MI", T0 - 2 * HOUR)),
             ad_user_data: Some(true),
             ad_personalization: Some(false),
@@ -741,7 +741,7 @@ mod tests {
     fn braids_are_never_sent_with_identifiers() {
         let with_ids = Conversion {
             emails: vec!["a@example.com".into()],
-            phones: vec![("+16505551212".into(), None)],
+            phones: vec![Phone::read("+16505551212", None)],
             ..conv("x", T0)
         };
         for (gbraid, wbraid, key) in [
@@ -793,9 +793,9 @@ mod tests {
         let c = Conversion {
             emails: (0..4).map(|i| format!("user{i}@example.com")).collect(),
             phones: vec![
-                ("+16505551212".into(), None),
-                ("+442079460018".into(), None),
-                ("030 12345678".into(), Some("DE".into())),
+                Phone::read("+16505551212", None),
+                Phone::read("+442079460018", None),
+                Phone::read("030 12345678", Some("DE")),
             ],
             ..conv("many", T0)
         };
@@ -867,7 +867,7 @@ mod tests {
             // Bad values are counted and left out.
             Conversion {
                 emails: vec!["nope".into()],
-                phones: vec![("123".into(), Some("FR".into()))],
+                phones: vec![Phone::read("123", Some("FR"))],
                 ..conv("bad-values", T0)
             },
         ];

@@ -272,7 +272,7 @@ impl CustomData<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::{window_end_us, Click};
+    use crate::export::{window_end_us, Click, Phone};
 
     /// 2026-11-21, the run date of the tests; its window ends at 2026-11-22T00:00:00Z.
     fn end() -> i64 {
@@ -307,7 +307,7 @@ mod tests {
                 " john_smith@GMAIL.com ".into(),
                 "not-an-email".into(),
             ],
-            phones: vec![("(650)555-1212".into(), Some("US".into()))],
+            phones: vec![Phone::read("(650)555-1212", Some("US"))],
             fbclid: Some(Click::new("AbC123", T0 - 3_600_000_000)),
             fbp: Some("fb.1.1795000000000.123456789".into()),
             ip: Some("203.0.113.7".into()),
@@ -509,7 +509,7 @@ mod tests {
         let mut bare = purchase("bare", T0);
         bare.user_id = None;
         bare.emails = vec!["broken".into()];
-        bare.phones = vec![("12".into(), Some("US".into()))];
+        bare.phones = vec![Phone::read("12", Some("US"))];
         // ip without user agent is no key; user agent alone is no key either.
         let out = build(&[bare.clone()], &MetaSettings::default(), end());
         assert_eq!(out.skipped.no_match_key, 1);
@@ -540,8 +540,8 @@ mod tests {
             sha256_upper("a@example.com"),
         ];
         c.phones = vec![
-            ("+1 650 555 1212".into(), None),
-            ("(650) 555-1212".into(), Some("US".into())),
+            Phone::read("+1 650 555 1212", None),
+            Phone::read("(650) 555-1212", Some("US")),
         ];
         let out = build(&[c], &MetaSettings::default(), end());
         let v: serde_json::Value = serde_json::from_str(&out.batches[0]).unwrap();

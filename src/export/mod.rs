@@ -40,7 +40,8 @@ pub mod meta;
 pub mod normalize;
 mod phone;
 
-pub use normalize::Platform;
+pub use normalize::{Phone, Platform};
+pub use phone::load_plans as load_phone_plans;
 
 /// Microseconds in one day.
 pub const DAY_US: i64 = 86_400_000_000;
@@ -66,7 +67,8 @@ impl Click {
 
 /// One conversion of the run, with every match key the exports may use.
 ///
-/// Emails and phones are raw (as read): the builders normalize and hash them per platform.
+/// Emails are raw (as read) and phones are raw with their E.164 reading ([`Phone`]): the
+/// builders normalize and hash them per platform.
 /// Click ids, `fbc`, `fbp`, ip and user agent are sent unhashed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conversion {
@@ -87,8 +89,9 @@ pub struct Conversion {
     pub user_id: Option<String>,
     /// Raw emails: the user's and the receipt's. Duplicates are fine.
     pub emails: Vec<String>,
-    /// Raw phone numbers with the user's ISO 3166-1 alpha-2 country (for national formats).
-    pub phones: Vec<(String, Option<String>)>,
+    /// Raw phone numbers, each read as E.164 with the user's ISO 3166-1 alpha-2 country (for
+    /// national formats) once, for both platforms.
+    pub phones: Vec<Phone>,
     /// Google click id of the person's latest Google touch before the conversion.
     pub gclid: Option<Click>,
     /// Google app-to-web iOS click id (`gbraid`) of that touch.
@@ -365,11 +368,11 @@ pub(crate) fn hashed_emails(p: Platform, c: &Conversion, skipped: &mut Skipped) 
 /// Hashed, deduplicated, sorted phones of `c` for platform `p`; bad values are counted.
 pub(crate) fn hashed_phones(p: Platform, c: &Conversion, skipped: &mut Skipped) -> Vec<String> {
     let mut out = Vec::new();
-    for (raw, country) in &c.phones {
-        if raw.trim().is_empty() {
+    for phone in &c.phones {
+        if phone.raw.trim().is_empty() {
             continue;
         }
-        match normalize::hashed_phone(p, raw, country.as_deref()) {
+        match normalize::hashed_phone_read(p, phone) {
             Some(h) => out.push(h),
             None => skipped.add(Reason::BadPhone),
         }

@@ -92,7 +92,14 @@ fn passthrough(s: &str) -> Option<String> {
 }
 
 /// Lowercase, then Unicode NFC (lowercasing can decompose, so NFC comes last).
+///
+/// ASCII text (nearly every email) is lowercased byte by byte: its Unicode lowercase is its
+/// ASCII lowercase, and ASCII text is already in NFC. The NFC pass cost more than the SHA-256
+/// of the result (about 7,000 instructions an email, measured with callgrind).
 fn lower_nfc(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
     s.to_lowercase().nfc().collect()
 }
 
@@ -140,11 +147,15 @@ pub fn phone(p: Platform, raw: &str, country: Option<&str>) -> Option<String> {
     if let Some(h) = passthrough(raw) {
         return Some(h);
     }
-    let e164 = e164(raw, country)?;
-    Some(match p {
+    e164(raw, country).map(|e| platform_phone(p, &e))
+}
+
+/// The platform's form of an E.164 number: Meta's digits without `+`, Google's as is.
+fn platform_phone(p: Platform, e164: &str) -> String {
+    match p {
         Platform::Meta => e164.trim_start_matches('+').to_string(),
-        Platform::Google => e164,
-    })
+        Platform::Google => e164.to_string(),
+    }
 }
 
 /// `raw` as E.164 (`+` and digits) when it is a valid phone number (see the module docs).
@@ -162,10 +173,44 @@ pub fn hashed_email(p: Platform, raw: &str) -> Option<String> {
 
 /// SHA-256 hex of the platform-normalized phone; an already-hashed value is passed through.
 pub fn hashed_phone(p: Platform, raw: &str, country: Option<&str>) -> Option<String> {
-    if let Some(h) = passthrough(raw) {
+    hashed_phone_read(p, &Phone::read(raw, country))
+}
+
+/// [`hashed_phone`] of a phone number already read ([`Phone::read`]).
+pub fn hashed_phone_read(p: Platform, phone: &Phone) -> Option<String> {
+    if let Some(h) = passthrough(&phone.raw) {
         return Some(h);
     }
-    phone(p, raw, country).map(|n| sha256_hex(&n))
+    phone
+        .e164
+        .as_deref()
+        .map(|e| sha256_hex(&platform_phone(p, e)))
+}
+
+/// A raw phone number and its E.164 reading, which both platforms' forms are made from: a
+/// number is read once however many platforms and conversions use it (reading one takes a few
+/// regex matches against its numbering plan, and was most of the exports' work).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phone {
+    /// As read (its hash is passed through when it already is a SHA-256).
+    pub raw: String,
+    /// [`e164`] of `raw` with the user's country; `None` when it is not a valid number, or
+    /// when `raw` already is a SHA-256.
+    pub e164: Option<String>,
+}
+
+impl Phone {
+    /// `raw` read with the user's ISO 3166-1 alpha-2 `country` (for national formats).
+    pub fn read(raw: &str, country: Option<&str>) -> Phone {
+        Phone {
+            raw: raw.to_string(),
+            e164: if is_sha256_hex(raw) {
+                None
+            } else {
+                e164(raw, country)
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -504,5 +549,57 @@ mod tests {
             assert_eq!(p.as_str().parse::<Platform>(), Ok(p));
         }
         assert!("tiktok".parse::<Platform>().is_err());
+    }
+
+    proptest::proptest! {
+        /// ASCII text is lowercased without the NFC pass, to the same text: mixed case, digits,
+        /// punctuation and control characters, and (to exercise the Unicode path beside it)
+        /// accented letters, precomposed or combining, and a Turkish dotted capital I, which
+        /// lowercases to two code points.
+        #[test]
+        fn lower_nfc_of_ascii_is_its_ascii_lowercase(
+            s in "[A-Za-z0-9@._+\\- \\x00-\\x1f]{0,24}|[A-Za-z@.\u{e9}\u{c9}\u{301}\u{130}]{0,12}",
+        ) {
+            let full: String = s.to_lowercase().nfc().collect();
+            proptest::prop_assert_eq!(lower_nfc(&s), full);
+        }
+    }
+
+    /// A phone is read once for both platforms: each platform's hash of the reading is the hash
+    /// of its own normalization of the raw number, a SHA-256 is passed through (and not read),
+    /// and an invalid number hashes to nothing on either platform.
+    #[test]
+    fn a_phone_read_once_hashes_as_each_platform_normalizes_it() {
+        for (raw, country) in [
+            ("(650)555-1212", Some("US")),
+            ("+44 20 7946 0958", None),
+            ("030 901820", Some("DE")),
+            ("12", Some("US")),
+            (
+                "E323EC626319CA94EE8BFF2E4C87CF613BE6EA19919ED1364124E16807AB3176",
+                None,
+            ),
+        ] {
+            let read = Phone::read(raw, country);
+            assert_eq!(read.raw, raw);
+            for p in [Meta, Google] {
+                assert_eq!(
+                    hashed_phone_read(p, &read),
+                    phone(p, raw, country).map(|n| match passthrough(raw) {
+                        Some(h) => h,
+                        None => sha256_hex(&n),
+                    }),
+                    "{raw} for {p:?}"
+                );
+            }
+        }
+        assert_eq!(
+            Phone::read("(650)555-1212", Some("US")).e164.as_deref(),
+            Some("+16505551212")
+        );
+        assert_eq!(Phone::read("12", Some("US")).e164, None);
+        let hashed = Phone::read(&"a".repeat(64), None);
+        assert_eq!(hashed.e164, None);
+        assert_eq!(hashed_phone_read(Meta, &hashed), Some("a".repeat(64)));
     }
 }
