@@ -56,7 +56,7 @@ impl MatchKeys {
             ),
             (
                 "phone",
-                count(&|c| c.phones.iter().any(|p| !p.raw.trim().is_empty())),
+                count(&|c| c.phones.iter().any(|p| !p.raw().trim().is_empty())),
             ),
             ("external_id (user)", count(&|c| some(&c.user_id))),
             ("gclid", count(&|c| c.gclid.is_some())),

@@ -106,7 +106,7 @@ pub fn conversions(
     let personalization = df.column("ad_personalization")?.bool()?.clone();
 
     let owned = |v: Option<&str>| v.map(str::to_string);
-    let read = phones_read_once(&phone, &country)?;
+    let phones = shared_phones(&phone, &country);
     // Row by row (each conversion's touches, its page URL parsed out of its properties), in
     // consecutive slices on all cores, put back in order.
     let slices = crate::parallel::slices(df.height(), GATHER_SLICES);
@@ -120,7 +120,6 @@ pub fn conversions(
                     emails.push(e.to_string());
                 }
             }
-            let phones = read.of_row[i].map(|k| vec![read.read[k as usize].clone()]);
             let latest = |column: &TouchColumn| chosen.of_latest(i, column);
             let click = |k: usize| chosen.click(i, k);
             let page_url = props.get(i).and_then(page_url_of);
@@ -133,7 +132,9 @@ pub fn conversions(
                 order_id: owned(order_id.get(i)),
                 user_id: owned(user_id.get(i)),
                 emails,
-                phones: phones.unwrap_or_default(),
+                phones: (phones.of_row[i].iter())
+                    .map(|&k| phones.distinct[k as usize].clone())
+                    .collect(),
                 gclid: click(0),
                 gbraid: click(1),
                 wbraid: click(2),
@@ -158,47 +159,35 @@ pub fn conversions(
 /// Slices of the conversions gathered side by side by [`conversions`].
 const GATHER_SLICES: usize = 8;
 
-/// The conversions' phone numbers, each distinct `(phone, country)` read once ([`Phone::read`]).
-struct PhonesRead {
-    /// The readings, one per distinct non-blank `(phone, country)`, in order first seen.
-    read: Vec<Phone>,
-    /// Per conversion: its reading in `read`, `None` without a (non-blank) phone.
+/// The conversions' phone numbers: one [`Phone`] per distinct `(phone, country)`, shared by
+/// every conversion that has it.
+struct SharedPhones {
+    /// One per distinct non-blank `(phone, country)`, in order first seen.
+    distinct: Vec<Phone>,
+    /// Per conversion: its phone in `distinct`, `None` without a (non-blank) phone.
     of_row: Vec<Option<u32>>,
 }
 
-/// Parts of the distinct phone numbers read side by side.
-const PHONE_PARTS: usize = 8;
-
 /// Each distinct non-blank `(phone, country)` of the conversions (`phone`, `country`: the
-/// users' columns, one row per conversion) read as E.164 once, on all cores: a user's phone
-/// comes with each of their conversions, and reading a number (a few regex matches against
-/// its numbering plan) was most of the exports' work when each platform read each
-/// conversion's own.
-fn phones_read_once(phone: &StringChunked, country: &StringChunked) -> Result<PhonesRead> {
+/// users' columns, one row per conversion) as one [`Phone`], which its conversions share: a
+/// user's phone comes with each of their conversions, and a shared phone is read as E.164 at
+/// most once, by the first platform that needs it (each platform reading each conversion's
+/// own was most of the exports' work).
+fn shared_phones(phone: &StringChunked, country: &StringChunked) -> SharedPhones {
     let mut first: PlHashMap<(&str, Option<&str>), u32> = PlHashMap::new();
-    let mut keys: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut distinct: Vec<Phone> = Vec::new();
     let of_row: Vec<Option<u32>> = phone
         .iter()
         .zip(country.iter())
         .map(|(p, c)| {
             let p = p.filter(|v| !v.trim().is_empty())?;
             Some(*first.entry((p, c)).or_insert_with(|| {
-                keys.push((p, c));
-                keys.len() as u32 - 1
+                distinct.push(Phone::new(p, c));
+                distinct.len() as u32 - 1
             }))
         })
         .collect();
-    let parts = crate::parallel::slices(keys.len(), PHONE_PARTS);
-    let read = crate::parallel::map(&parts, 4, |_, part| {
-        Ok(keys[part.clone()]
-            .iter()
-            .map(|&(p, c)| Phone::read(p, c))
-            .collect::<Vec<Phone>>())
-    })?;
-    Ok(PhonesRead {
-        read: read.into_iter().flatten().collect(),
-        of_row,
-    })
+    SharedPhones { distinct, of_row }
 }
 
 /// The conversion's page URL from its `properties` JSON object, with personal data redacted
@@ -523,11 +512,11 @@ mod tests {
         );
     }
 
-    /// Each distinct (phone, country) is read once and every conversion gets its own reading:
-    /// one national number in two countries is two numbers, a repeated one shares its reading,
-    /// and a missing or blank phone gives none.
+    /// Each distinct (phone, country) is one phone, shared by its conversions and not read
+    /// here: one national number in two countries is two numbers, a repeated one shares its
+    /// reading, and a missing or blank phone gives none.
     #[test]
-    fn phones_are_read_once_per_number_and_country() {
+    fn conversions_share_one_phone_per_number_and_country() {
         let phone = StringChunked::from_iter([
             Some("030 901820"),
             Some("030 901820"),
@@ -538,17 +527,18 @@ mod tests {
         ]);
         let country =
             StringChunked::from_iter([Some("DE"), Some("GB"), Some("DE"), Some("DE"), None, None]);
-        let read = phones_read_once(&phone, &country).unwrap();
+        let shared = shared_phones(&phone, &country);
         assert_eq!(
-            read.of_row,
+            shared.of_row,
             [Some(0), Some(1), None, Some(0), None, Some(2)]
         );
-        let e164: Vec<Option<&str>> = read.read.iter().map(|p| p.e164.as_deref()).collect();
-        assert_eq!(e164, [Some("+4930901820"), None, Some("+14155550142")]);
+        assert!(shared.distinct.iter().all(|p| !p.is_read()));
         for (i, (p, c)) in phone.iter().zip(country.iter()).enumerate() {
-            if let Some(k) = read.of_row[i] {
-                assert_eq!(read.read[k as usize], Phone::read(p.unwrap(), c));
+            if let Some(k) = shared.of_row[i] {
+                assert_eq!(shared.distinct[k as usize], Phone::new(p.unwrap(), c));
             }
         }
+        let e164: Vec<Option<&str>> = shared.distinct.iter().map(Phone::e164).collect();
+        assert_eq!(e164, [Some("+4930901820"), None, Some("+14155550142")]);
     }
 }

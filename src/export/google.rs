@@ -587,7 +587,7 @@ mod tests {
                 "Jefferson.Loves.hiking@gmail.com".into(),
                 "jeffersonloveshiking@gmail.com".into(),
             ],
-            phones: vec![Phone::read("+44-113-496-0987", None)],
+            phones: vec![Phone::new("+44-113-496-0987", None)],
             gclid: Some(Click::new("EAIaIQ,obCh\"MI", T0 - 2 * HOUR)),
             ad_user_data: Some(true),
             ad_personalization: Some(false),
@@ -741,7 +741,7 @@ mod tests {
     fn braids_are_never_sent_with_identifiers() {
         let with_ids = Conversion {
             emails: vec!["a@example.com".into()],
-            phones: vec![Phone::read("+16505551212", None)],
+            phones: vec![Phone::new("+16505551212", None)],
             ..conv("x", T0)
         };
         for (gbraid, wbraid, key) in [
@@ -793,9 +793,9 @@ mod tests {
         let c = Conversion {
             emails: (0..4).map(|i| format!("user{i}@example.com")).collect(),
             phones: vec![
-                Phone::read("+16505551212", None),
-                Phone::read("+442079460018", None),
-                Phone::read("030 12345678", Some("DE")),
+                Phone::new("+16505551212", None),
+                Phone::new("+442079460018", None),
+                Phone::new("030 12345678", Some("DE")),
             ],
             ..conv("many", T0)
         };
@@ -867,7 +867,7 @@ mod tests {
             // Bad values are counted and left out.
             Conversion {
                 emails: vec!["nope".into()],
-                phones: vec![Phone::read("123", Some("FR"))],
+                phones: vec![Phone::new("123", Some("FR"))],
                 ..conv("bad-values", T0)
             },
         ];

@@ -307,7 +307,7 @@ mod tests {
                 " john_smith@GMAIL.com ".into(),
                 "not-an-email".into(),
             ],
-            phones: vec![Phone::read("(650)555-1212", Some("US"))],
+            phones: vec![Phone::new("(650)555-1212", Some("US"))],
             fbclid: Some(Click::new("AbC123", T0 - 3_600_000_000)),
             fbp: Some("fb.1.1795000000000.123456789".into()),
             ip: Some("203.0.113.7".into()),
@@ -436,6 +436,14 @@ mod tests {
         let out = build(&convs, &MetaSettings::default(), end());
         assert_eq!(out.exported, vec!["inside-edge", "last-moment"]);
         assert_eq!(out.skipped.outside_window, 2);
+        // A conversion outside the window is left out before its phone is read (a nightly
+        // run's history holds far more conversions than the window).
+        let mut old = purchase("too-old", seven - 1);
+        let shared = Phone::new("(650) 555-1212", Some("US"));
+        old.phones = vec![shared.clone()];
+        let out = build(&[old], &MetaSettings::default(), end());
+        assert_eq!(out.skipped.outside_window, 1);
+        assert!(!shared.is_read());
 
         // physical_store: 62 days, and no user agent needed.
         let store = MetaSettings {
@@ -509,7 +517,7 @@ mod tests {
         let mut bare = purchase("bare", T0);
         bare.user_id = None;
         bare.emails = vec!["broken".into()];
-        bare.phones = vec![Phone::read("12", Some("US"))];
+        bare.phones = vec![Phone::new("12", Some("US"))];
         // ip without user agent is no key; user agent alone is no key either.
         let out = build(&[bare.clone()], &MetaSettings::default(), end());
         assert_eq!(out.skipped.no_match_key, 1);
@@ -540,8 +548,8 @@ mod tests {
             sha256_upper("a@example.com"),
         ];
         c.phones = vec![
-            Phone::read("+1 650 555 1212", None),
-            Phone::read("(650) 555-1212", Some("US")),
+            Phone::new("+1 650 555 1212", None),
+            Phone::new("(650) 555-1212", Some("US")),
         ];
         let out = build(&[c], &MetaSettings::default(), end());
         let v: serde_json::Value = serde_json::from_str(&out.batches[0]).unwrap();

@@ -67,8 +67,9 @@ impl Click {
 
 /// One conversion of the run, with every match key the exports may use.
 ///
-/// Emails are raw (as read) and phones are raw with their E.164 reading ([`Phone`]): the
-/// builders normalize and hash them per platform.
+/// Emails and phones are raw (as read): the builders normalize and hash them per platform. A
+/// phone ([`Phone`]) keeps its E.164 reading once a platform has read it, for the other
+/// platform and the user's other conversions.
 /// Click ids, `fbc`, `fbp`, ip and user agent are sent unhashed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conversion {
@@ -89,8 +90,8 @@ pub struct Conversion {
     pub user_id: Option<String>,
     /// Raw emails: the user's and the receipt's. Duplicates are fine.
     pub emails: Vec<String>,
-    /// Raw phone numbers, each read as E.164 with the user's ISO 3166-1 alpha-2 country (for
-    /// national formats) once, for both platforms.
+    /// Raw phone numbers with the user's ISO 3166-1 alpha-2 country (for national formats),
+    /// read as E.164 at most once, by the first platform that needs them.
     pub phones: Vec<Phone>,
     /// Google click id of the person's latest Google touch before the conversion.
     pub gclid: Option<Click>,
@@ -369,7 +370,7 @@ pub(crate) fn hashed_emails(p: Platform, c: &Conversion, skipped: &mut Skipped) 
 pub(crate) fn hashed_phones(p: Platform, c: &Conversion, skipped: &mut Skipped) -> Vec<String> {
     let mut out = Vec::new();
     for phone in &c.phones {
-        if phone.raw.trim().is_empty() {
+        if phone.raw().trim().is_empty() {
             continue;
         }
         match normalize::hashed_phone_read(p, phone) {

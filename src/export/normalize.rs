@@ -173,43 +173,78 @@ pub fn hashed_email(p: Platform, raw: &str) -> Option<String> {
 
 /// SHA-256 hex of the platform-normalized phone; an already-hashed value is passed through.
 pub fn hashed_phone(p: Platform, raw: &str, country: Option<&str>) -> Option<String> {
-    hashed_phone_read(p, &Phone::read(raw, country))
+    hashed_phone_read(p, &Phone::new(raw, country))
 }
 
-/// [`hashed_phone`] of a phone number already read ([`Phone::read`]).
+/// [`hashed_phone`] of a [`Phone`], read as E.164 on its first use ([`Phone::e164`]).
 pub fn hashed_phone_read(p: Platform, phone: &Phone) -> Option<String> {
-    if let Some(h) = passthrough(&phone.raw) {
+    if let Some(h) = passthrough(phone.raw()) {
         return Some(h);
     }
-    phone
-        .e164
-        .as_deref()
-        .map(|e| sha256_hex(&platform_phone(p, e)))
+    phone.e164().map(|e| sha256_hex(&platform_phone(p, e)))
 }
 
-/// A raw phone number and its E.164 reading, which both platforms' forms are made from: a
-/// number is read once however many platforms and conversions use it (reading one takes a few
-/// regex matches against its numbering plan, and was most of the exports' work).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Phone {
-    /// As read (its hash is passed through when it already is a SHA-256).
-    pub raw: String,
-    /// [`e164`] of `raw` with the user's country; `None` when it is not a valid number, or
-    /// when `raw` already is a SHA-256.
-    pub e164: Option<String>,
+/// A raw phone number with the user's country, read as E.164 when first asked and then kept:
+/// clones share the reading, so a number is read at most once however many platforms and
+/// conversions use it, and never when none does (reading one takes a few regex matches
+/// against its numbering plan, and was most of the exports' work when each platform read each
+/// conversion's own).
+#[derive(Debug, Clone, Default)]
+pub struct Phone(std::sync::Arc<PhoneNumber>);
+
+#[derive(Debug, Default)]
+struct PhoneNumber {
+    raw: String,
+    country: Option<String>,
+    e164: std::sync::OnceLock<Option<String>>,
 }
 
 impl Phone {
-    /// `raw` read with the user's ISO 3166-1 alpha-2 `country` (for national formats).
-    pub fn read(raw: &str, country: Option<&str>) -> Phone {
-        Phone {
+    /// `raw` as given, with the user's ISO 3166-1 alpha-2 `country` (for national formats).
+    pub fn new(raw: &str, country: Option<&str>) -> Phone {
+        Phone(std::sync::Arc::new(PhoneNumber {
             raw: raw.to_string(),
-            e164: if is_sha256_hex(raw) {
-                None
-            } else {
-                e164(raw, country)
-            },
-        }
+            country: country.map(str::to_string),
+            e164: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// The number as given.
+    pub fn raw(&self) -> &str {
+        &self.0.raw
+    }
+
+    /// [`e164`] of the number with its country, read on the first call (by whichever thread
+    /// asks first; the others wait for it); `None` when it is not a valid number, or when it
+    /// already is a SHA-256 (passed through, never read).
+    pub fn e164(&self) -> Option<&str> {
+        let n = &self.0;
+        n.e164
+            .get_or_init(|| {
+                if is_sha256_hex(&n.raw) {
+                    None
+                } else {
+                    e164(&n.raw, n.country.as_deref())
+                }
+            })
+            .as_deref()
+    }
+
+    /// Whether [`Phone::e164`] has read the number yet.
+    pub fn is_read(&self) -> bool {
+        self.0.e164.get().is_some()
+    }
+
+    /// Whether `self` and `other` share one reading (clones of one [`Phone::new`]).
+    pub fn same_reading(&self, other: &Phone) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Equal when the number and the country are (whether or not either has been read).
+impl PartialEq for Phone {
+    fn eq(&self, other: &Phone) -> bool {
+        self.0.raw == other.0.raw && self.0.country == other.0.country
     }
 }
 
@@ -565,9 +600,10 @@ mod tests {
         }
     }
 
-    /// A phone is read once for both platforms: each platform's hash of the reading is the hash
-    /// of its own normalization of the raw number, a SHA-256 is passed through (and not read),
-    /// and an invalid number hashes to nothing on either platform.
+    /// A phone is read once for both platforms, on first use: each platform's hash of it is
+    /// the hash of its own normalization of the raw number, a SHA-256 is passed through (and
+    /// not read), an invalid number hashes to nothing on either platform, and clones share the
+    /// reading.
     #[test]
     fn a_phone_read_once_hashes_as_each_platform_normalizes_it() {
         for (raw, country) in [
@@ -580,11 +616,13 @@ mod tests {
                 None,
             ),
         ] {
-            let read = Phone::read(raw, country);
-            assert_eq!(read.raw, raw);
+            let number = Phone::new(raw, country);
+            let clone = number.clone();
+            assert_eq!(number.raw(), raw);
+            assert!(!number.is_read());
             for p in [Meta, Google] {
                 assert_eq!(
-                    hashed_phone_read(p, &read),
+                    hashed_phone_read(p, &number),
                     phone(p, raw, country).map(|n| match passthrough(raw) {
                         Some(h) => h,
                         None => sha256_hex(&n),
@@ -592,14 +630,21 @@ mod tests {
                     "{raw} for {p:?}"
                 );
             }
+            assert_eq!(clone.is_read(), passthrough(raw).is_none(), "{raw}");
+            assert!(clone.same_reading(&number));
         }
         assert_eq!(
-            Phone::read("(650)555-1212", Some("US")).e164.as_deref(),
+            Phone::new("(650)555-1212", Some("US")).e164(),
             Some("+16505551212")
         );
-        assert_eq!(Phone::read("12", Some("US")).e164, None);
-        let hashed = Phone::read(&"a".repeat(64), None);
-        assert_eq!(hashed.e164, None);
+        assert_eq!(Phone::new("12", Some("US")).e164(), None);
+        let hashed = Phone::new(&"a".repeat(64), None);
+        assert_eq!(hashed.e164(), None);
         assert_eq!(hashed_phone_read(Meta, &hashed), Some("a".repeat(64)));
+        // Equal by number and country, whether read or not; not one reading.
+        let (a, b) = (Phone::new("12", Some("US")), Phone::new("12", Some("US")));
+        a.e164();
+        assert!(a == b && !a.same_reading(&b));
+        assert!(Phone::new("12", Some("FR")) != b);
     }
 }
