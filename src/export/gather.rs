@@ -132,9 +132,7 @@ pub fn conversions(
                 order_id: owned(order_id.get(i)),
                 user_id: owned(user_id.get(i)),
                 emails,
-                phones: (phones.of_row[i].iter())
-                    .map(|&k| phones.distinct[k as usize].clone())
-                    .collect(),
+                phones: phones[i].iter().cloned().collect(),
                 gclid: click(0),
                 gbraid: click(1),
                 wbraid: click(2),
@@ -159,35 +157,26 @@ pub fn conversions(
 /// Slices of the conversions gathered side by side by [`conversions`].
 const GATHER_SLICES: usize = 8;
 
-/// The conversions' phone numbers: one [`Phone`] per distinct `(phone, country)`, shared by
-/// every conversion that has it.
-struct SharedPhones {
-    /// One per distinct non-blank `(phone, country)`, in order first seen.
-    distinct: Vec<Phone>,
-    /// Per conversion: its phone in `distinct`, `None` without a (non-blank) phone.
-    of_row: Vec<Option<u32>>,
-}
-
-/// Each distinct non-blank `(phone, country)` of the conversions (`phone`, `country`: the
-/// users' columns, one row per conversion) as one [`Phone`], which its conversions share: a
-/// user's phone comes with each of their conversions, and a shared phone is read as E.164 at
-/// most once, by the first platform that needs it (each platform reading each conversion's
-/// own was most of the exports' work).
-fn shared_phones(phone: &StringChunked, country: &StringChunked) -> SharedPhones {
-    let mut first: PlHashMap<(&str, Option<&str>), u32> = PlHashMap::new();
-    let mut distinct: Vec<Phone> = Vec::new();
-    let of_row: Vec<Option<u32>> = phone
+/// Each conversion's phone (`phone`, `country`: the users' columns, one row per conversion;
+/// `None` for a missing or blank one), one [`Phone`] per distinct `(phone, country)` shared by
+/// every conversion that has it: a user's phone comes with each of their conversions, and a
+/// shared phone is read as E.164 at most once, by the first platform that needs it (each
+/// platform reading each conversion's own was most of the exports' work).
+fn shared_phones(phone: &StringChunked, country: &StringChunked) -> Vec<Option<Phone>> {
+    let mut distinct: PlHashMap<(&str, Option<&str>), Phone> = PlHashMap::new();
+    phone
         .iter()
         .zip(country.iter())
         .map(|(p, c)| {
             let p = p.filter(|v| !v.trim().is_empty())?;
-            Some(*first.entry((p, c)).or_insert_with(|| {
-                distinct.push(Phone::new(p, c));
-                distinct.len() as u32 - 1
-            }))
+            Some(
+                distinct
+                    .entry((p, c))
+                    .or_insert_with(|| Phone::new(p, c))
+                    .clone(),
+            )
         })
-        .collect();
-    SharedPhones { distinct, of_row }
+        .collect()
 }
 
 /// The conversion's page URL from its `properties` JSON object, with personal data redacted
@@ -528,17 +517,26 @@ mod tests {
         let country =
             StringChunked::from_iter([Some("DE"), Some("GB"), Some("DE"), Some("DE"), None, None]);
         let shared = shared_phones(&phone, &country);
+        let given: Vec<Option<Phone>> = phone
+            .iter()
+            .zip(country.iter())
+            .map(|(p, c)| p.filter(|p| !p.trim().is_empty()).map(|p| Phone::new(p, c)))
+            .collect();
+        assert_eq!(shared, given);
+        let at = |i: usize| shared[i].as_ref().unwrap();
+        assert!(at(0).same_reading(at(3)));
+        assert!(!at(0).same_reading(at(1)) && !at(0).same_reading(at(5)));
+        assert!(shared.iter().flatten().all(|p| !p.is_read()));
+        let e164: Vec<Option<&str>> = [0, 1, 3, 5].map(|i| at(i).e164()).to_vec();
         assert_eq!(
-            shared.of_row,
-            [Some(0), Some(1), None, Some(0), None, Some(2)]
+            e164,
+            [
+                Some("+4930901820"),
+                None,
+                Some("+4930901820"),
+                Some("+14155550142")
+            ]
         );
-        assert!(shared.distinct.iter().all(|p| !p.is_read()));
-        for (i, (p, c)) in phone.iter().zip(country.iter()).enumerate() {
-            if let Some(k) = shared.of_row[i] {
-                assert_eq!(shared.distinct[k as usize], Phone::new(p.unwrap(), c));
-            }
-        }
-        let e164: Vec<Option<&str>> = shared.distinct.iter().map(Phone::e164).collect();
-        assert_eq!(e164, [Some("+4930901820"), None, Some("+14155550142")]);
+        assert!(at(3).is_read());
     }
 }

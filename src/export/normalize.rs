@@ -230,13 +230,16 @@ impl Phone {
             .as_deref()
     }
 
-    /// Whether [`Phone::e164`] has read the number yet.
-    pub fn is_read(&self) -> bool {
+    /// Whether [`Phone::e164`] has read the number yet (for the tests).
+    #[cfg(test)]
+    pub(crate) fn is_read(&self) -> bool {
         self.0.e164.get().is_some()
     }
 
-    /// Whether `self` and `other` share one reading (clones of one [`Phone::new`]).
-    pub fn same_reading(&self, other: &Phone) -> bool {
+    /// Whether `self` and `other` share one reading (clones of one [`Phone::new`]; for the
+    /// tests).
+    #[cfg(test)]
+    pub(crate) fn same_reading(&self, other: &Phone) -> bool {
         std::sync::Arc::ptr_eq(&self.0, &other.0)
     }
 }
